@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Starts the platform with the shipped metadata and the demo tenant's data on
+# http://127.0.0.1:3010 (override with ADDR). Builds in release mode first.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash deploy/dev/services.sh
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/platform}"
+export JWT_SECRET="${JWT_SECRET:-dev-only-secret-change-me}"
+export RUST_LOG="${RUST_LOG:-info}"
+cargo build --release --bin platform
+exec target/release/platform serve --addr "${ADDR:-127.0.0.1:3010}" --metadata metadata --demo

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, unit tests and the integration tests against the
+# real PostgreSQL on 127.0.0.1:5432. Each test creates its own database and drops it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash deploy/dev/services.sh
+# Databases left behind by an interrupted earlier run.
+psql -h 127.0.0.1 -U postgres -d postgres -Atc \
+  "SELECT datname FROM pg_database WHERE datname LIKE 'platform_test_%'" 2>/dev/null |
+  while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" || true; done
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test --workspace -- --test-threads 4

@@ -1,0 +1,660 @@
+//! The HTTP edge: the router, the JSON body extractor and the record handlers. Handlers
+//! resolve the object, authorise, run the write pipeline and call the store in one
+//! tenant transaction that also writes the audit event and the outbox envelope.
+
+use crate::app::App;
+use crate::auth::Principal;
+use crate::db::tenant_tx;
+use crate::error::{ApiError, ApiResult};
+use crate::query::ListQuery;
+use crate::records::{self, WriteCtx};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use platform_metadata::validate::{prepare, PrepareError, WriteMode};
+use platform_metadata::{Action, FieldType, Issue, Object, Record};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use uuid::Uuid;
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+pub fn router(app: Arc<App>) -> Router {
+    let api = Router::new()
+        .route("/objects/{object}/records", get(list).post(create))
+        .route(
+            "/objects/{object}/records/{id}",
+            get(read).patch(patch).put(put).delete(remove),
+        )
+        .route("/metadata/schema", get(metadata_schema))
+        .route("/metadata/objects", get(metadata_objects))
+        .route("/metadata/objects/{object}", get(metadata_object))
+        .route("/openapi.json", get(openapi));
+    let swagger: Router<Arc<App>> = utoipa_swagger_ui::SwaggerUi::new("/api/docs")
+        .config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json"))
+        .into();
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .nest("/api/v1", api)
+        .merge(swagger)
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+        })
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(app)
+}
+
+/// A JSON request body: 415 unless the content type is JSON, 413 when larger than
+/// [`MAX_BODY`], 400 when it does not parse.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("the body must be application/json, not `{ct}`"),
+            ));
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the body is larger than {MAX_BODY} bytes"),
+                )
+            })?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        })
+    }
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    let db_ok = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query("SELECT 1").execute(&app.db.app),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    let meta = app.meta();
+    let body = json!({"status": if db_ok { "ready" } else { "unavailable" }, "database": db_ok, "metadata_version": meta.version});
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn openapi(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        app.meta().openapi.clone(),
+    )
+        .into_response()
+}
+
+async fn metadata_schema(_p: Principal) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/schema+json")],
+        platform_metadata::check::OBJECT_SCHEMA,
+    )
+        .into_response()
+}
+
+async fn metadata_objects(State(app): State<Arc<App>>, _p: Principal) -> Json<Value> {
+    let meta = app.meta();
+    Json(json!({"version": meta.version, "objects": meta.catalog.defs()}))
+}
+
+async fn metadata_object(
+    State(app): State<Arc<App>>,
+    _p: Principal,
+    Path(object): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let meta = app.meta();
+    let obj = meta
+        .catalog
+        .get(&object)
+        .ok_or_else(|| ApiError::not_found(format!("no object named `{object}`")))?;
+    Ok(Json(serde_json::to_value(&obj.def).unwrap_or_default()))
+}
+
+/// A top-level object the caller may `action`: 404 for unknown and line objects.
+fn resolve<'a>(
+    meta: &'a crate::app::Loaded,
+    name: &str,
+    p: &Principal,
+    action: Action,
+) -> ApiResult<&'a Arc<Object>> {
+    let obj = meta
+        .catalog
+        .get(name)
+        .filter(|o| !o.def.child)
+        .ok_or_else(|| ApiError::not_found(format!("no object named `{name}`")))?;
+    if !obj.allows(&p.roles, action) {
+        return Err(ApiError::forbidden(format!(
+            "your roles may not {} {} records",
+            action.as_str(),
+            name
+        )));
+    }
+    Ok(obj)
+}
+
+fn parse_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found(format!("no record with id `{id}`")))
+}
+
+fn ctx<'a>(p: &'a Principal, headers: &HeaderMap, version: i64) -> WriteCtx<'a> {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let request_id = h("x-request-id").unwrap_or_default();
+    WriteCtx {
+        principal: p,
+        correlation_id: h("x-correlation-id").unwrap_or_else(|| request_id.clone()),
+        request_id,
+        metadata_version: version,
+    }
+}
+
+fn prepare_error(e: PrepareError) -> ApiError {
+    match e {
+        PrepareError::Invalid(issues) => ApiError::validation(issues),
+        PrepareError::Plugin(m) => ApiError::internal(format!("plugin failed: {m}")),
+    }
+}
+
+fn etag(version: &Value) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{}\"", version.as_i64().unwrap_or_default()))
+        .unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+fn record_response(status: StatusCode, rec: Record, location: Option<String>) -> Response {
+    let mut resp = (status, Json(Value::Object(rec.clone()))).into_response();
+    if let Some(v) = rec.get("version") {
+        resp.headers_mut().insert(header::ETAG, etag(v));
+    }
+    if let Some(l) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LOCATION, l);
+    }
+    resp
+}
+
+/// The version the client based its change on: If-Match, or `version` in the body or
+/// the query. None when it gave none.
+fn expected_version(headers: &HeaderMap, other: Option<&Value>) -> ApiResult<Option<i64>> {
+    let from_header = match headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(s) => {
+            let t = s.trim().trim_start_matches("W/").trim_matches('"');
+            Some(t.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_if_match",
+                    format!(
+                        "If-Match must be the record's version in quotes, like \"3\"; got `{s}`"
+                    ),
+                )
+            })?)
+        }
+    };
+    let from_other = match other {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| {
+                    ApiError::validation(vec![Issue::new(
+                        "version",
+                        "type",
+                        "must be the integer version of the record",
+                        v.clone(),
+                    )])
+                })?,
+        ),
+    };
+    match (from_header, from_other) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(
+            "version_mismatch",
+            "If-Match and version disagree",
+        )),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+fn check_version(expected: Option<i64>, current: &Record) -> ApiResult<()> {
+    let cur = current
+        .get("version")
+        .and_then(|v| v.as_i64())
+        .unwrap_or_default();
+    match expected {
+        Some(e) if e != cur => Err(ApiError::conflict(
+            "version_conflict",
+            format!("the record is at version {cur}, not {e}: it changed since you read it; read it again and retry"),
+        )
+        .with_details(vec![Issue::new("version", "version", format!("current version is {cur}"), json!(e))])),
+        _ => Ok(()),
+    }
+}
+
+async fn create(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    Path(object): Path<String>,
+    headers: HeaderMap,
+    JsonBody(mut body): JsonBody,
+) -> ApiResult<Response> {
+    let meta = app.meta();
+    let obj = resolve(&meta, &object, &p, Action::Create)?;
+    let request_hash = hex::encode(Sha256::digest(format!("{object}\n{body}")));
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(s) if !s.is_empty() && s.len() <= 255 => Some(s.to_string()),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_idempotency_key",
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                ))
+            }
+        },
+    };
+    let id = match body.as_object_mut().and_then(|m| m.shift_remove("id")) {
+        None | Some(Value::Null) => Uuid::now_v7(),
+        Some(v) => v
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| {
+                ApiError::validation(vec![Issue::new(
+                    "id",
+                    "format",
+                    "must be a UUID",
+                    v.clone(),
+                )])
+            })?,
+    };
+    let wctx = ctx(&p, &headers, meta.version);
+    let mut tx = tenant_tx(&app.db.app, p.tenant).await?;
+    if let Some(key) = &key {
+        let fresh = sqlx::query("INSERT INTO engine.idempotency_keys (tenant_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(p.tenant)
+            .bind(key)
+            .bind(&request_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if !fresh {
+            let (hash, status, response): (String, Option<i16>, Option<Value>) =
+                sqlx::query_as("SELECT request_hash, status, response FROM engine.idempotency_keys WHERE tenant_id = $1 AND key = $2")
+                    .bind(p.tenant)
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.rollback().await?;
+            if hash != request_hash {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with another request body; use a new key for a new request",
+                ));
+            }
+            let status =
+                StatusCode::from_u16(status.unwrap_or(201) as u16).unwrap_or(StatusCode::CREATED);
+            let rec = response
+                .and_then(|r| r.as_object().cloned())
+                .unwrap_or_default();
+            let loc = rec
+                .get("id")
+                .and_then(|v| v.as_str())
+                .map(|i| format!("/api/v1/objects/{object}/records/{i}"));
+            let mut resp = record_response(status, rec, loc);
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return Ok(resp);
+        }
+    }
+    let stored = create_in_tx(&mut tx, &meta, obj, id, &body, &wctx).await?;
+    if let Some(key) = &key {
+        sqlx::query("UPDATE engine.idempotency_keys SET status = 201, response = $3 WHERE tenant_id = $1 AND key = $2")
+            .bind(p.tenant)
+            .bind(key)
+            .bind(sqlx::types::Json(&stored))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    let loc = format!("/api/v1/objects/{object}/records/{id}");
+    Ok(record_response(StatusCode::CREATED, stored, Some(loc)))
+}
+
+/// Validates and inserts a new record with its audit event and envelope, in `conn`'s
+/// transaction. Used by POST and by the demo data.
+pub async fn create_in_tx(
+    conn: &mut sqlx::PgConnection,
+    meta: &crate::app::Loaded,
+    obj: &Object,
+    id: Uuid,
+    body: &Value,
+    wctx: &WriteCtx<'_>,
+) -> ApiResult<Record> {
+    let rec = prepare(&meta.catalog, obj, body, WriteMode::Create, None).map_err(prepare_error)?;
+    let stored = records::insert(conn, &meta.catalog, obj, id, rec, wctx).await?;
+    records::record_event(
+        conn,
+        obj,
+        id,
+        "created",
+        1,
+        records::diff(None, Some(&stored)),
+        &stored,
+        wctx,
+    )
+    .await?;
+    Ok(stored)
+}
+
+/// `fields` and `expand` of a single-record read.
+fn read_params(obj: &Object, pairs: &[(String, String)]) -> ApiResult<ListQuery> {
+    let allowed: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| k == "fields" || k == "expand")
+        .cloned()
+        .collect();
+    if let Some((k, v)) = pairs.iter().find(|(k, _)| k != "fields" && k != "expand") {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("unknown query parameter `{k}`"),
+        )
+        .with_details(vec![Issue::new(
+            k.clone(),
+            "query",
+            "only fields and expand apply to one record",
+            json!(v),
+        )]));
+    }
+    ListQuery::parse(obj, &allowed)
+}
+
+async fn read(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    Path((object, id)): Path<(String, String)>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let meta = app.meta();
+    let obj = resolve(&meta, &object, &p, Action::Read)?;
+    let id = parse_id(&id)?;
+    let q = read_params(obj, &pairs)?;
+    let mut tx = tenant_tx(&app.db.app, p.tenant).await?;
+    let rec = records::fetch(&mut tx, &meta.catalog, obj, p.tenant, id, false)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no {object} with id {id}")))?;
+    let mut recs = vec![rec];
+    expand(&mut tx, &meta, obj, &p, &q, &mut recs).await?;
+    tx.commit().await?;
+    let rec = select_fields(&q, recs.pop().unwrap_or_default());
+    Ok(record_response(StatusCode::OK, rec, None))
+}
+
+/// Replaces expanded reference ids with the referenced records.
+async fn expand(
+    conn: &mut sqlx::PgConnection,
+    meta: &crate::app::Loaded,
+    obj: &Object,
+    p: &Principal,
+    q: &ListQuery,
+    recs: &mut [Record],
+) -> ApiResult<()> {
+    for name in &q.expand {
+        let Some(f) = obj.field(name) else { continue };
+        if f.kind != FieldType::Reference {
+            continue;
+        }
+        let target_name = f.target.clone().unwrap_or_default();
+        let target = resolve(meta, &target_name, p, Action::Read)?;
+        let ids: Vec<Uuid> = recs
+            .iter()
+            .filter_map(|r| r.get(name)?.as_str()?.parse().ok())
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "SELECT {} FROM {} WHERE tenant_id = $1 AND id = ANY($2)",
+            records::select_list(target),
+            crate::ddl::table(&target.def)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(p.tenant)
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut by_id = std::collections::HashMap::new();
+        for row in &rows {
+            let r = records::row_to_record(target, row)?;
+            if let Some(id) = r.get("id").and_then(|v| v.as_str()).map(String::from) {
+                by_id.insert(id, r);
+            }
+        }
+        for r in recs.iter_mut() {
+            let key = r.get(name).and_then(|v| v.as_str()).map(String::from);
+            if let Some(found) = key.and_then(|k| by_id.get(&k)) {
+                r.insert(name.clone(), Value::Object(found.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn select_fields(q: &ListQuery, rec: Record) -> Record {
+    match &q.fields {
+        None => rec,
+        Some(fields) => rec
+            .into_iter()
+            .filter(|(k, _)| k == "id" || k == "version" || fields.contains(k))
+            .collect(),
+    }
+}
+
+async fn list(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    Path(object): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
+    let meta = app.meta();
+    let obj = resolve(&meta, &object, &p, Action::Read)?;
+    let q = ListQuery::parse(obj, &pairs)?;
+    let sql = q.sql(obj);
+    let mut tx = tenant_tx(&app.db.app, p.tenant).await?;
+    let mut query = sqlx::query(&sql).bind(p.tenant);
+    for b in q.binds.iter().cloned() {
+        query = crate::sqlvalue::bind(query, b);
+    }
+    let rows = query.fetch_all(&mut *tx).await?;
+    let has_more = rows.len() as i64 > q.limit;
+    let mut recs = rows
+        .iter()
+        .take(q.limit as usize)
+        .map(|r| records::row_to_record(obj, r))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let children: Vec<String> = q
+        .expand
+        .iter()
+        .filter(|n| obj.field(n).is_some_and(|f| f.kind == FieldType::Children))
+        .cloned()
+        .collect();
+    if !children.is_empty() {
+        records::attach_children(
+            &mut tx,
+            &meta.catalog,
+            obj,
+            p.tenant,
+            &mut recs,
+            Some(&children),
+        )
+        .await?;
+    }
+    expand(&mut tx, &meta, obj, &p, &q, &mut recs).await?;
+    tx.commit().await?;
+    let next = if has_more {
+        recs.last().map(|r| q.next_cursor(r))
+    } else {
+        None
+    };
+    let data: Vec<Value> = recs
+        .into_iter()
+        .map(|r| Value::Object(select_fields(&q, r)))
+        .collect();
+    Ok(Json(
+        json!({"data": data, "next_cursor": next, "has_more": has_more, "limit": q.limit}),
+    ))
+}
+
+async fn update(
+    app: Arc<App>,
+    p: Principal,
+    object: String,
+    id: String,
+    headers: HeaderMap,
+    mut body: Value,
+    mode: WriteMode,
+) -> ApiResult<Response> {
+    let meta = app.meta();
+    let obj = resolve(&meta, &object, &p, Action::Update)?;
+    let id = parse_id(&id)?;
+    let body_version = body.as_object_mut().and_then(|m| m.shift_remove("version"));
+    let expected = expected_version(&headers, body_version.as_ref())?;
+    let wctx = ctx(&p, &headers, meta.version);
+    let mut tx = tenant_tx(&app.db.app, p.tenant).await?;
+    let existing = records::fetch(&mut tx, &meta.catalog, obj, p.tenant, id, true)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no {object} with id {id}")))?;
+    check_version(expected, &existing)?;
+    let rec = prepare(&meta.catalog, obj, &body, mode, Some(&existing)).map_err(prepare_error)?;
+    let changes = records::diff(Some(&existing), Some(&rec));
+    if changes.as_object().is_some_and(|c| c.is_empty()) {
+        tx.rollback().await?;
+        return Ok(record_response(StatusCode::OK, existing, None));
+    }
+    let stored = records::update(&mut tx, &meta.catalog, obj, id, rec, &existing, &wctx).await?;
+    let version = stored
+        .get("version")
+        .and_then(|v| v.as_i64())
+        .unwrap_or_default();
+    records::record_event(
+        &mut tx,
+        obj,
+        id,
+        "updated",
+        version,
+        records::diff(Some(&existing), Some(&stored)),
+        &stored,
+        &wctx,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(record_response(StatusCode::OK, stored, None))
+}
+
+async fn patch(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    Path((object, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    update(app, p, object, id, headers, body, WriteMode::Patch).await
+}
+
+async fn put(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    Path((object, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    update(app, p, object, id, headers, body, WriteMode::Replace).await
+}
+
+async fn remove(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    Path((object, id)): Path<(String, String)>,
+    Query(pairs): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let meta = app.meta();
+    let obj = resolve(&meta, &object, &p, Action::Delete)?;
+    let id = parse_id(&id)?;
+    let qv = pairs
+        .iter()
+        .find(|(k, _)| k == "version")
+        .map(|(_, v)| Value::String(v.clone()));
+    let expected = expected_version(&headers, qv.as_ref())?;
+    let wctx = ctx(&p, &headers, meta.version);
+    let mut tx = tenant_tx(&app.db.app, p.tenant).await?;
+    let existing = records::fetch(&mut tx, &meta.catalog, obj, p.tenant, id, true)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no {object} with id {id}")))?;
+    check_version(expected, &existing)?;
+    records::delete(&mut tx, obj, p.tenant, id).await?;
+    let version = existing
+        .get("version")
+        .and_then(|v| v.as_i64())
+        .unwrap_or_default();
+    records::record_event(
+        &mut tx,
+        obj,
+        id,
+        "deleted",
+        version,
+        records::diff(Some(&existing), None),
+        &existing,
+        &wctx,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,668 @@
+//! All SQL on generated tables: reading records with their lines, inserting, updating
+//! and deleting them with their audit event and outbox envelope in the caller's
+//! transaction. Values are always bound; identifiers come from checked definitions.
+
+use crate::auth::Principal;
+use crate::ddl::{ident, table};
+use crate::error::{ApiError, ApiResult};
+use crate::sqlvalue::{self, bind, Bind};
+use chrono::Utc;
+use platform_metadata::{autonumber, Catalog, FieldDef, FieldType, Issue, Object, Record};
+use serde_json::{json, Map, Value};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Who and why, for audit events and envelopes.
+#[derive(Debug, Clone)]
+pub struct WriteCtx<'a> {
+    pub principal: &'a Principal,
+    pub request_id: String,
+    pub correlation_id: String,
+    pub metadata_version: i64,
+}
+
+/// The select list of an object's table.
+pub fn select_list(obj: &Object) -> String {
+    let mut cols = vec![
+        "id",
+        "version",
+        "created_at",
+        "updated_at",
+        "created_by",
+        "updated_by",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    if obj.parent.is_some() {
+        cols.push("parent_id".into());
+    }
+    cols.extend(obj.columns().map(|f| ident(&f.name)));
+    cols.join(", ")
+}
+
+/// A row as the API shows it: id, fields in definition order, then system fields.
+pub fn row_to_record(obj: &Object, row: &PgRow) -> ApiResult<Record> {
+    let mut rec = Map::new();
+    let id: Uuid = row.try_get("id")?;
+    rec.insert("id".into(), json!(id.to_string()));
+    for f in obj.columns() {
+        rec.insert(f.name.clone(), sqlvalue::decode(row, &f.name, f)?);
+    }
+    if obj.parent.is_none() {
+        rec.insert("version".into(), json!(row.try_get::<i64, _>("version")?));
+        for c in ["created_at", "updated_at"] {
+            let t: chrono::DateTime<Utc> = row.try_get(c)?;
+            rec.insert(
+                c.into(),
+                json!(platform_metadata::values::format_datetime(t)),
+            );
+        }
+        for c in ["created_by", "updated_by"] {
+            rec.insert(c.into(), json!(row.try_get::<String, _>(c)?));
+        }
+    }
+    Ok(rec)
+}
+
+/// Reads one record with its lines. `for_update` locks the row.
+pub async fn fetch(
+    conn: &mut PgConnection,
+    cat: &Catalog,
+    obj: &Object,
+    tenant: Uuid,
+    id: Uuid,
+    for_update: bool,
+) -> ApiResult<Option<Record>> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE tenant_id = $1 AND id = $2{}",
+        select_list(obj),
+        table(&obj.def),
+        if for_update { " FOR UPDATE" } else { "" }
+    );
+    let Some(row) = sqlx::query(&sql)
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut recs = vec![row_to_record(obj, &row)?];
+    attach_children(conn, cat, obj, tenant, &mut recs, None).await?;
+    Ok(recs.pop())
+}
+
+/// Embeds the lines of every record in `recs` (only the children fields in `only`, when
+/// given), one query per children field.
+pub async fn attach_children(
+    conn: &mut PgConnection,
+    cat: &Catalog,
+    obj: &Object,
+    tenant: Uuid,
+    recs: &mut [Record],
+    only: Option<&[String]>,
+) -> ApiResult<()> {
+    if recs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = recs
+        .iter()
+        .filter_map(|r| r.get("id")?.as_str()?.parse().ok())
+        .collect();
+    for f in obj.children() {
+        if only.is_some_and(|o| !o.contains(&f.name)) {
+            continue;
+        }
+        let Some(child) = f.object.as_deref().and_then(|c| cat.get(c)) else {
+            continue;
+        };
+        let sql = format!(
+            "SELECT {} FROM {} WHERE tenant_id = $1 AND parent_id = ANY($2) ORDER BY parent_id, position",
+            select_list(child),
+            table(&child.def)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant)
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut by_parent: HashMap<Uuid, Vec<Record>> = HashMap::new();
+        for row in &rows {
+            let parent: Uuid = row.try_get("parent_id")?;
+            by_parent
+                .entry(parent)
+                .or_default()
+                .push(row_to_record(child, row)?);
+        }
+        if child.children().next().is_some() {
+            for lines in by_parent.values_mut() {
+                Box::pin(attach_children(conn, cat, child, tenant, lines, None)).await?;
+            }
+        }
+        for rec in recs.iter_mut() {
+            let id: Option<Uuid> = rec
+                .get("id")
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.parse().ok());
+            let lines = id.and_then(|id| by_parent.remove(&id)).unwrap_or_default();
+            rec.insert(
+                f.name.clone(),
+                Value::Array(lines.into_iter().map(Value::Object).collect()),
+            );
+        }
+    }
+    // Keep system fields last, as in a record without lines.
+    for rec in recs.iter_mut() {
+        for k in [
+            "version",
+            "created_at",
+            "updated_at",
+            "created_by",
+            "updated_by",
+        ] {
+            if let Some(v) = rec.shift_remove(k) {
+                rec.insert(k.into(), v);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fills autonumber fields from the tenant's gap-free counters.
+async fn assign_numbers(
+    conn: &mut PgConnection,
+    obj: &Object,
+    tenant: Uuid,
+    rec: &mut Record,
+) -> ApiResult<()> {
+    let today = Utc::now().date_naive();
+    for (field, parts) in obj.autonumbers() {
+        let period = autonumber::period(parts, today);
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO engine.sequences AS s (tenant_id, object, field, period, value) VALUES ($1, $2, $3, $4, 1)
+             ON CONFLICT (tenant_id, object, field, period) DO UPDATE SET value = s.value + 1 RETURNING value",
+        )
+        .bind(tenant)
+        .bind(obj.name())
+        .bind(field)
+        .bind(&period)
+        .fetch_one(&mut *conn)
+        .await?;
+        rec.insert(
+            field.clone(),
+            json!(autonumber::render(parts, today, Some(n))),
+        );
+    }
+    Ok(())
+}
+
+fn field_binds(obj: &Object, rec: &Record) -> ApiResult<Vec<(String, Bind)>> {
+    obj.columns()
+        .map(|f| {
+            let v = rec.get(&f.name).unwrap_or(&Value::Null);
+            sqlvalue::to_bind(f, v)
+                .map(|b| (f.name.clone(), b))
+                .map_err(ApiError::internal)
+        })
+        .collect()
+}
+
+/// Inserts a record and its lines; returns it as stored.
+pub async fn insert(
+    conn: &mut PgConnection,
+    cat: &Catalog,
+    obj: &Object,
+    id: Uuid,
+    mut rec: Record,
+    ctx: &WriteCtx<'_>,
+) -> ApiResult<Record> {
+    let tenant = ctx.principal.tenant;
+    assign_numbers(conn, obj, tenant, &mut rec).await?;
+    let binds = field_binds(obj, &rec)?;
+    let mut cols = vec![
+        "id".to_string(),
+        "tenant_id".into(),
+        "created_by".into(),
+        "updated_by".into(),
+    ];
+    cols.extend(binds.iter().map(|(n, _)| ident(n)));
+    let params: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
+        table(&obj.def),
+        cols.join(", "),
+        params.join(", "),
+        select_list(obj)
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(id)
+        .bind(tenant)
+        .bind(&ctx.principal.user)
+        .bind(&ctx.principal.user);
+    for (_, b) in binds {
+        q = bind(q, b);
+    }
+    let row = q
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_error(obj, "", e))?;
+    let mut stored = row_to_record(obj, &row)?;
+    insert_children(conn, cat, obj, tenant, id, &rec, &mut stored, ctx).await?;
+    Ok(stored)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_children(
+    conn: &mut PgConnection,
+    cat: &Catalog,
+    obj: &Object,
+    tenant: Uuid,
+    parent_id: Uuid,
+    rec: &Record,
+    stored: &mut Record,
+    ctx: &WriteCtx<'_>,
+) -> ApiResult<()> {
+    for f in obj.children() {
+        let Some(child) = f.object.as_deref().and_then(|c| cat.get(c)) else {
+            continue;
+        };
+        let lines: Vec<&Map<String, Value>> = rec
+            .get(&f.name)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|l| l.as_object()).collect())
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(lines.len());
+        if !lines.is_empty() {
+            let fields: Vec<&FieldDef> = child.columns().collect();
+            let mut cols = vec![
+                "id",
+                "tenant_id",
+                "created_by",
+                "updated_by",
+                "parent_id",
+                "position",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+            cols.extend(fields.iter().map(|f| ident(&f.name)));
+            let width = cols.len();
+            let values: Vec<String> = (0..lines.len())
+                .map(|i| {
+                    format!(
+                        "({})",
+                        (1..=width)
+                            .map(|j| format!("${}", i * width + j))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES {} RETURNING position, {}",
+                table(&child.def),
+                cols.join(", "),
+                values.join(", "),
+                select_list(child)
+            );
+            let mut ids = Vec::with_capacity(lines.len());
+            let mut q = sqlx::query(&sql);
+            for (pos, line) in lines.iter().enumerate() {
+                let line_id = line
+                    .get("id")
+                    .and_then(|v| v.as_str())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(Uuid::now_v7);
+                ids.push(line_id);
+                q = q
+                    .bind(line_id)
+                    .bind(tenant)
+                    .bind(&ctx.principal.user)
+                    .bind(&ctx.principal.user)
+                    .bind(parent_id)
+                    .bind(pos as i32);
+                for (_, b) in field_binds(child, line)? {
+                    q = bind(q, b);
+                }
+            }
+            let rows = q
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| db_error(child, &format!("{}[]", f.name), e))?;
+            let mut numbered: Vec<(i32, Record)> = rows
+                .iter()
+                .map(|r| Ok((r.try_get::<i32, _>("position")?, row_to_record(child, r)?)))
+                .collect::<ApiResult<_>>()?;
+            numbered.sort_by_key(|(p, _)| *p);
+            for (i, (_, mut line_rec)) in numbered.into_iter().enumerate() {
+                if child.children().next().is_some() {
+                    Box::pin(insert_children(
+                        conn,
+                        cat,
+                        child,
+                        tenant,
+                        ids[i],
+                        lines[i],
+                        &mut line_rec,
+                        ctx,
+                    ))
+                    .await?;
+                }
+                out.push(Value::Object(line_rec));
+            }
+        }
+        stored.insert(f.name.clone(), Value::Array(out));
+    }
+    for k in [
+        "version",
+        "created_at",
+        "updated_at",
+        "created_by",
+        "updated_by",
+    ] {
+        if let Some(v) = stored.shift_remove(k) {
+            stored.insert(k.into(), v);
+        }
+    }
+    Ok(())
+}
+
+/// Updates a locked record to `rec` (complete, as the write pipeline made it).
+#[allow(clippy::too_many_arguments)]
+pub async fn update(
+    conn: &mut PgConnection,
+    cat: &Catalog,
+    obj: &Object,
+    id: Uuid,
+    rec: Record,
+    existing: &Record,
+    ctx: &WriteCtx<'_>,
+) -> ApiResult<Record> {
+    let tenant = ctx.principal.tenant;
+    let binds = field_binds(obj, &rec)?;
+    let sets: Vec<String> = binds
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| format!("{} = ${}", ident(n), i + 4))
+        .collect();
+    let sql = format!(
+        "UPDATE {} SET version = version + 1, updated_at = now(), updated_by = $3{}{} WHERE tenant_id = $1 AND id = $2 RETURNING {}",
+        table(&obj.def),
+        if sets.is_empty() { "" } else { ", " },
+        sets.join(", "),
+        select_list(obj)
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(&ctx.principal.user);
+    for (_, b) in binds {
+        q = bind(q, b);
+    }
+    let row = q
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_error(obj, "", e))?;
+    let mut stored = row_to_record(obj, &row)?;
+    // Lines are replaced as a whole when they changed; ids given by the client are kept.
+    for f in obj.children() {
+        let Some(child) = f.object.as_deref().and_then(|c| cat.get(c)) else {
+            continue;
+        };
+        if rec.get(&f.name) != existing.get(&f.name) {
+            let known: Vec<&str> = existing
+                .get(&f.name)
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|l| l.get("id")?.as_str()).collect())
+                .unwrap_or_default();
+            let mut unknown = Vec::new();
+            if let Some(Value::Array(lines)) = rec.get(&f.name) {
+                for (i, l) in lines.iter().enumerate() {
+                    if let Some(lid) = l.get("id").and_then(|v| v.as_str()) {
+                        if !known.contains(&lid) {
+                            unknown.push(Issue::new(
+                                format!("{}[{i}].id", f.name),
+                                "unknown_line",
+                                "is not the id of a line of this record",
+                                json!(lid),
+                            ));
+                        }
+                    }
+                }
+            }
+            if !unknown.is_empty() {
+                return Err(ApiError::validation(unknown));
+            }
+            sqlx::query(&format!(
+                "DELETE FROM {} WHERE tenant_id = $1 AND parent_id = $2",
+                table(&child.def)
+            ))
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    let changed: Vec<String> = obj
+        .children()
+        .filter(|f| rec.get(&f.name) != existing.get(&f.name))
+        .map(|f| f.name.clone())
+        .collect();
+    let mut only_changed = rec.clone();
+    for f in obj.children() {
+        if !changed.contains(&f.name) {
+            only_changed.insert(f.name.clone(), Value::Array(vec![]));
+        }
+    }
+    insert_children(conn, cat, obj, tenant, id, &only_changed, &mut stored, ctx).await?;
+    for f in obj.children() {
+        if !changed.contains(&f.name) {
+            stored.insert(
+                f.name.clone(),
+                existing.get(&f.name).cloned().unwrap_or(json!([])),
+            );
+        }
+    }
+    for k in [
+        "version",
+        "created_at",
+        "updated_at",
+        "created_by",
+        "updated_by",
+    ] {
+        if let Some(v) = stored.shift_remove(k) {
+            stored.insert(k.into(), v);
+        }
+    }
+    Ok(stored)
+}
+
+/// Deletes a locked record (its lines go with it).
+pub async fn delete(
+    conn: &mut PgConnection,
+    obj: &Object,
+    tenant: Uuid,
+    id: Uuid,
+) -> ApiResult<()> {
+    sqlx::query(&format!(
+        "DELETE FROM {} WHERE tenant_id = $1 AND id = $2",
+        table(&obj.def)
+    ))
+    .bind(tenant)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_error(obj, "", e))?;
+    Ok(())
+}
+
+/// Field-level changes between two states of a record (None: created / deleted).
+pub fn diff(before: Option<&Record>, after: Option<&Record>) -> Value {
+    let mut out = Map::new();
+    let empty = Map::new();
+    let b = before.unwrap_or(&empty);
+    let a = after.unwrap_or(&empty);
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.dedup();
+    for k in keys {
+        if matches!(
+            k.as_str(),
+            "version" | "updated_at" | "updated_by" | "created_at" | "created_by" | "id"
+        ) {
+            continue;
+        }
+        let (bv, av) = (
+            b.get(k).unwrap_or(&Value::Null),
+            a.get(k).unwrap_or(&Value::Null),
+        );
+        if bv != av {
+            let mut c = Map::new();
+            if before.is_some() {
+                c.insert("before".into(), bv.clone());
+            }
+            if after.is_some() {
+                c.insert("after".into(), av.clone());
+            }
+            out.insert(k.clone(), Value::Object(c));
+        }
+    }
+    Value::Object(out)
+}
+
+/// Writes the audit event and the outbox envelope of one change, in one statement.
+pub async fn record_event(
+    conn: &mut PgConnection,
+    obj: &Object,
+    id: Uuid,
+    action: &str,
+    version: i64,
+    changes: Value,
+    payload: &Record,
+    ctx: &WriteCtx<'_>,
+) -> ApiResult<()> {
+    let event_id = Uuid::now_v7();
+    let now = Utc::now();
+    let event_type = format!("{}.{}.{}", obj.def.service, obj.name(), action);
+    let envelope = json!({
+        "id": event_id,
+        "type": event_type,
+        "tenant": ctx.principal.tenant,
+        "object": obj.name(),
+        "record_id": id,
+        "record_version": version,
+        "occurred_at": platform_metadata::values::format_datetime(now),
+        "actor": {"user": ctx.principal.user, "roles": ctx.principal.roles},
+        "correlation_id": ctx.correlation_id,
+        "request_id": ctx.request_id,
+        "metadata_version": ctx.metadata_version,
+        "payload": payload,
+    });
+    sqlx::query(
+        "WITH audit AS (
+            INSERT INTO engine.audit_events (id, tenant_id, object, record_id, action, record_version, actor, roles,
+                request_id, correlation_id, metadata_version, changes, occurred_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13))
+         INSERT INTO engine.outbox (id, tenant_id, event_type, envelope, created_at) VALUES ($1, $2, $14, $15, $13)",
+    )
+    .bind(event_id)
+    .bind(ctx.principal.tenant)
+    .bind(obj.name())
+    .bind(id)
+    .bind(action)
+    .bind(version)
+    .bind(&ctx.principal.user)
+    .bind(&ctx.principal.roles)
+    .bind(&ctx.request_id)
+    .bind(&ctx.correlation_id)
+    .bind(ctx.metadata_version)
+    .bind(sqlx::types::Json(changes))
+    .bind(now)
+    .bind(event_type)
+    .bind(sqlx::types::Json(envelope))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Maps constraint violations to client errors naming the field; anything else is
+/// internal. `prefix` places a line's field (`lines[]`).
+pub fn db_error(obj: &Object, prefix: &str, e: sqlx::Error) -> ApiError {
+    let sqlx::Error::Database(db) = &e else {
+        return e.into();
+    };
+    let constraint = db.constraint().unwrap_or_default().to_string();
+    let field_of = |suffix: &str| {
+        constraint
+            .strip_prefix(&format!("{}_", obj.name()))
+            .and_then(|s| s.strip_suffix(suffix))
+            .map(|f| {
+                if prefix.is_empty() {
+                    f.to_string()
+                } else {
+                    format!("{prefix}.{f}")
+                }
+            })
+    };
+    match db.code().as_deref() {
+        Some("23505") => match field_of("_key") {
+            Some(field) => ApiError::validation(vec![Issue::new(
+                field,
+                "unique",
+                "is already used by another record",
+                Value::Null,
+            )]),
+            None => ApiError::conflict("duplicate", "a record with this id already exists"),
+        },
+        Some("23503")
+            if db.message().contains("still referenced")
+                || db.message().contains("is still referenced") =>
+        {
+            ApiError::conflict(
+                "referenced",
+                format!(
+                    "this {} is still referenced by other records; delete or change those first",
+                    obj.name()
+                ),
+            )
+        }
+        Some("23503") => match field_of("_fkey") {
+            Some(field) => {
+                let target = obj
+                    .field(field.rsplit('.').next().unwrap_or_default())
+                    .and_then(|f| f.target.clone())
+                    .unwrap_or_default();
+                ApiError::validation(vec![Issue::new(
+                    field,
+                    "reference",
+                    format!("no {target} with this id"),
+                    Value::Null,
+                )])
+            }
+            None => ApiError::conflict(
+                "referenced",
+                format!("this {} is still referenced by other records", obj.name()),
+            ),
+        },
+        Some("23502") => {
+            let column = db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|d| d.column())
+                .unwrap_or_default();
+            ApiError::validation(vec![Issue::new(
+                column,
+                "required",
+                "is required",
+                Value::Null,
+            )])
+        }
+        _ => e.into(),
+    }
+}
+
+/// Whether the field is of a type stored per row (used by list queries).
+pub fn is_stored(f: &FieldDef) -> bool {
+    f.kind != FieldType::Children
+}
