@@ -14,8 +14,35 @@ use utoipa::openapi::{
     PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Schema,
 };
 
+/// JSON Schema allows a schema without `type` (any value); utoipa's model does not, so
+/// such schemas get the list of every type.
+fn fill_types(mut v: Value) -> Value {
+    if let Value::Object(m) = &mut v {
+        if !["type", "$ref", "anyOf", "oneOf", "allOf"]
+            .iter()
+            .any(|k| m.contains_key(*k))
+        {
+            m.insert(
+                "type".into(),
+                json!(["object", "array", "string", "number", "boolean", "null"]),
+            );
+        }
+        if let Some(Value::Object(props)) = m.get_mut("properties") {
+            for p in props.values_mut() {
+                *p = fill_types(p.take());
+            }
+        }
+        for k in ["items", "additionalProperties"] {
+            if let Some(inner) = m.get_mut(k).filter(|x| x.is_object()) {
+                *inner = fill_types(inner.take());
+            }
+        }
+    }
+    v
+}
+
 fn schema(v: Value) -> RefOr<Schema> {
-    serde_json::from_value(v).unwrap_or_else(|e| {
+    serde_json::from_value(fill_types(v)).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "schema not representable in OpenAPI");
         RefOr::T(Schema::default())
     })
@@ -324,4 +351,26 @@ pub fn build(cat: &Catalog, version: i64) -> OpenApi {
         .paths(paths.build())
         .components(Some(components.build()))
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_schema_is_representable_in_openapi() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../metadata");
+        let cat = crate::app::load_catalog(&dir).expect("shipped metadata loads");
+        for obj in cat.objects() {
+            for s in [
+                record_schema(&cat, obj),
+                obj.create_schema.clone(),
+                obj.patch_schema.clone(),
+            ] {
+                let filled = fill_types(s);
+                let parsed: Result<RefOr<Schema>, _> = serde_json::from_value(filled.clone());
+                assert!(parsed.is_ok(), "{}: {filled}", obj.name());
+            }
+        }
+    }
 }

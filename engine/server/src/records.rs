@@ -533,6 +533,7 @@ pub fn diff(before: Option<&Record>, after: Option<&Record>) -> Value {
 }
 
 /// Writes the audit event and the outbox envelope of one change, in one statement.
+#[allow(clippy::too_many_arguments)]
 pub async fn record_event(
     conn: &mut PgConnection,
     obj: &Object,

@@ -1,0 +1,3 @@
+-- Baseline: one offer by primary key (ids of the seeded rows are md5('bench-offer-' || n)).
+\set n random(1, :nseed)
+SELECT id, version, created_at, updated_at, created_by, updated_by, "number", "customer", "company", "status", "title", "offer_date", "valid_until", "currency", "notes", "line_count", "subtotal", "discount_total", "net_total", "tax_total", "grand_total" FROM "offers"."offer" WHERE tenant_id = :tenant AND id = md5('bench-offer-' || :n)::uuid;

@@ -1,0 +1,2 @@
+-- Baseline: 50 draft offers of the tenant, largest grand total first.
+SELECT id, version, created_at, updated_at, created_by, updated_by, "number", "customer", "company", "status", "title", "offer_date", "valid_until", "currency", "notes", "line_count", "subtotal", "discount_total", "net_total", "tax_total", "grand_total" FROM "offers"."offer" WHERE tenant_id = :tenant AND "status" = 'draft' ORDER BY "grand_total" DESC LIMIT 50;
