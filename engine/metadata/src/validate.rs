@@ -9,6 +9,7 @@ use crate::model::{DefaultValue, FieldType};
 use crate::values;
 use platform_plugin_api::{HookContext, Issue, Operation, PluginError, Record};
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 
 /// What kind of write the input is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +59,9 @@ pub fn prepare(
     for e in validator.iter_errors(&stripped_value) {
         issues.push(schema_issue(&e));
     }
-    if !issues.is_empty() {
-        return Err(PrepareError::Invalid(issues));
-    }
+    // Values the schema refused are not normalised again, but every other field is, so
+    // one response lists the problems of every field.
+    let skip: HashSet<String> = issues.iter().map(|i| i.field.clone()).collect();
     let Value::Object(stripped) = stripped_value else {
         unreachable!("stripped input is an object")
     };
@@ -69,7 +70,7 @@ pub fn prepare(
     } else {
         Operation::Update
     };
-    let record = build(cat, obj, &stripped, mode, existing, "", op, &mut issues);
+    let record = build(cat, obj, &stripped, mode, existing, "", &skip, &mut issues);
     if !issues.is_empty() {
         return Err(PrepareError::Invalid(issues));
     }
@@ -213,6 +214,14 @@ fn schema_issue(e: &jsonschema::ValidationError<'_>) -> Issue {
             "min_length",
             format!("must be at least {limit} characters long"),
         ),
+        K::Pattern { pattern } if pattern == values::DECIMAL_PATTERN => (
+            "type",
+            "must be a decimal number such as \"12.50\"".to_string(),
+        ),
+        K::Pattern { pattern } if pattern == values::PHONE_PATTERN => (
+            "format",
+            "must be a phone number: digits, spaces and + ( ) . / -".to_string(),
+        ),
         K::Pattern { pattern } => ("pattern", format!("must match the pattern {pattern}")),
         K::Enum { options } => ("options", format!("must be one of {options}")),
         K::Minimum { limit } => ("minimum", format!("must be at least {limit}")),
@@ -258,7 +267,7 @@ fn build(
     mode: WriteMode,
     existing: Option<&Record>,
     prefix: &str,
-    op: Operation,
+    skip: &HashSet<String>,
     issues: &mut Vec<Issue>,
 ) -> Record {
     let mut rec = Record::new();
@@ -286,7 +295,7 @@ fn build(
                             WriteMode::Create,
                             None,
                             &format!("{path}[{i}]"),
-                            op,
+                            skip,
                             issues,
                         ))
                     })
@@ -306,6 +315,7 @@ fn build(
             None
         };
         let value = match (given, mode) {
+            (Some(_), _) if skip.contains(&path) => Value::Null,
             (Some(v), _) => match values::normalize(f, &path, v) {
                 Ok(v) => v,
                 Err(i) => {
@@ -325,7 +335,6 @@ fn build(
         };
         rec.insert(f.name.clone(), value);
     }
-    let _ = op;
     rec
 }
 

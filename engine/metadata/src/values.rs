@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use std::str::FromStr;
 
 /// Pattern of a decimal given as a string.
-pub const DECIMAL_PATTERN: &str = r"^\s*[-+]?[0-9]+(\.[0-9]+)?\s*$";
+pub const DECIMAL_PATTERN: &str = r"^[-+]?[0-9]+(\.[0-9]+)?$";
 /// Pattern of a phone number: digits, spaces and the usual separators, optional `+`.
 pub const PHONE_PATTERN: &str = r"^\+?[0-9][0-9 ()./-]{2,31}$";
 
