@@ -306,9 +306,9 @@ run_pgbench() {
   # Latency percentiles from the per-transaction log (3rd column, microseconds).
   stats=$(cat "$OUT"/pglog_"$name".* | awk '{print $3}' | sort -n |
     awk -v n="$n" -v secs="$secs" -v tps="$tps" -v f="${failed:-0}" -v rc="$rc" '{a[NR]=$1} END{
-      if (NR == 0) { print n, secs, tps, "-", "-", "-", "-", f; exit }
+      if (NR == 0) { printf "%s %s %.1f - - - - %s\n", n, secs, tps, f; exit }
       i50=int(NR*0.50); if (i50<1) i50=1; i99=int(NR*0.99); if (i99<1) i99=1;
-      printf "%s %s %s %.3f %.3f %.3f - %s\n", n, secs, tps, a[i50]/1000, a[i99]/1000, a[NR]/1000, f + (rc != 0) }')
+      printf "%s %s %.1f %.3f %.3f %.3f - %s\n", n, secs, tps, a[i50]/1000, a[i99]/1000, a[NR]/1000, f + (rc != 0) }')
   [ -n "${BENCH_KEEP_LOGS:-}" ] || rm -f "$OUT"/pglog_"$name".*
   record "$name" pgbench "$stats" "$before" "$(client_cpu "$OUT/cpu_$name.txt")"
 }

@@ -123,6 +123,30 @@ pub fn check_sources(
     }
 }
 
+/// Parses one definition given as JSON (from the Metadata API): the published schema,
+/// then the types. Meaning is checked with the whole catalog.
+pub fn parse_definition(file: &str, value: &Value) -> Result<ObjectDef, Vec<DefinitionError>> {
+    let schema: Value = serde_json::from_str(OBJECT_SCHEMA).expect("object schema is valid JSON");
+    let validator = jsonschema::options()
+        .build(&schema)
+        .expect("object schema compiles");
+    let errors: Vec<DefinitionError> = validator
+        .iter_errors(value)
+        .map(|e| {
+            err(
+                file,
+                &json_path(e.instance_path.as_str()),
+                "schema",
+                e.to_string(),
+            )
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    serde_json::from_value(value.clone()).map_err(|e| vec![err(file, "$", "schema", e.to_string())])
+}
+
 fn err(file: &str, path: &str, code: &str, message: impl Into<String>) -> DefinitionError {
     DefinitionError {
         file: file.to_string(),

@@ -1,14 +1,17 @@
 //! The application state shared by every request, and start-up: connect, migrate, load
-//! and check the definitions, bring the tables to them, build the OpenAPI document.
+//! and check the definitions, bring the tables to them, build the OpenAPI document, and
+//! follow metadata versions made by other processes.
 
 use crate::auth::JwtKeys;
 use crate::db::{self, Db};
+use crate::evolve::{self, Options};
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use platform_metadata::{check, Catalog};
+use platform_metadata::{check, Catalog, ObjectDef};
 use platform_plugin_api::Registry;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Every plugin compiled into this binary.
 pub fn plugins() -> Registry {
@@ -25,6 +28,17 @@ pub struct Loaded {
     pub version: i64,
     /// The OpenAPI document, serialised once per version.
     pub openapi: String,
+}
+
+impl Loaded {
+    pub fn new(catalog: Catalog, version: i64) -> anyhow::Result<Loaded> {
+        let openapi = serde_json::to_string(&crate::openapi::build(&catalog, version))?;
+        Ok(Loaded {
+            catalog,
+            version,
+            openapi,
+        })
+    }
 }
 
 /// What the server needs to start.
@@ -45,6 +59,8 @@ pub struct App {
     pub jwt: JwtKeys,
     /// The current metadata; swapped whole when it changes.
     meta: ArcSwap<Loaded>,
+    /// Serialises installs so an older version never replaces a newer one.
+    install_lock: std::sync::Mutex<()>,
 }
 
 /// Loads and checks the definitions of `dir`, with every error listed.
@@ -61,33 +77,111 @@ pub fn load_catalog(dir: &std::path::Path) -> anyhow::Result<Catalog> {
     })
 }
 
+/// Compiles stored or merged definitions.
+pub fn compile(defs: Vec<ObjectDef>) -> anyhow::Result<Catalog> {
+    Catalog::from_defs(defs, plugins()).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        anyhow::anyhow!(
+            "{} error(s) in the definitions:\n{}",
+            errors.len(),
+            list.join("\n")
+        )
+    })
+}
+
 impl App {
     pub async fn start(s: &Settings) -> anyhow::Result<Arc<App>> {
-        let catalog = load_catalog(&s.metadata_dir)?;
+        let files = load_catalog(&s.metadata_dir)?;
         let db = db::connect(&s.database_url, s.max_connections).await?;
-        let applied = crate::ddl::apply(&db.admin, &catalog, "files", s.allow_destructive).await?;
-        for c in &applied.changes {
+        let defs = evolve::start_definitions(&db.admin, &files).await?;
+        let catalog = compile(defs)?;
+        let opts = Options {
+            source: "files".into(),
+            actor: "platform serve".into(),
+            allow_destructive: s.allow_destructive,
+            files: Some((serde_json::to_value(files.defs())?, files.hash.clone())),
+            ..Default::default()
+        };
+        let outcome = evolve::apply(&db.admin, &catalog, &opts).await?;
+        for c in &outcome.changes {
             tracing::info!(object = %c.object, change = %c.description, "schema change applied");
         }
         tracing::info!(
-            version = applied.version,
+            version = outcome.version,
             objects = catalog.objects().count(),
             "metadata loaded"
         );
-        let openapi = serde_json::to_string(&crate::openapi::build(&catalog, applied.version))?;
-        Ok(Arc::new(App {
+        let app = Arc::new(App {
             db,
             jwt: JwtKeys::new(&s.jwt_secret),
-            meta: ArcSwap::from_pointee(Loaded {
-                catalog,
-                version: applied.version,
-                openapi,
-            }),
-        }))
+            meta: ArcSwap::from_pointee(Loaded::new(catalog, outcome.version)?),
+            install_lock: std::sync::Mutex::new(()),
+        });
+        tokio::spawn(watch(Arc::downgrade(&app), s.database_url.clone()));
+        Ok(app)
     }
 
     /// The current metadata version (cheap: an atomic load).
     pub fn meta(&self) -> Arc<Loaded> {
         self.meta.load_full()
+    }
+
+    /// Makes `loaded` current unless a newer version already is.
+    pub fn install(&self, loaded: Loaded) {
+        let _guard = self.install_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if loaded.version > self.meta.load().version {
+            tracing::info!(version = loaded.version, "metadata version installed");
+            self.meta.store(Arc::new(loaded));
+        }
+    }
+
+    /// Loads the newest stored version when it is newer than the current one.
+    pub async fn refresh(&self) -> anyhow::Result<()> {
+        let current = self.meta.load().version;
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM engine.metadata_versions")
+                .fetch_one(&self.db.admin)
+                .await?;
+        if newest.unwrap_or_default() <= current {
+            return Ok(());
+        }
+        if let Some((version, defs)) = evolve::latest(&self.db.admin).await? {
+            let catalog = compile(defs)?;
+            self.install(Loaded::new(catalog, version)?);
+        }
+        Ok(())
+    }
+}
+
+/// Follows new metadata versions: LISTEN for the announcement, and poll once a second
+/// in case a notification was missed (a dropped connection). Ends with the app.
+async fn watch(app: std::sync::Weak<App>, url: String) {
+    let mut listener = match sqlx::postgres::PgListener::connect(&url).await {
+        Ok(mut l) => match l.listen(evolve::CHANNEL).await {
+            Ok(()) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN for metadata versions; polling only");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot LISTEN for metadata versions; polling only");
+            None
+        }
+    };
+    loop {
+        match listener.as_mut() {
+            Some(l) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), l.recv()).await;
+            }
+            None => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+        let Some(app) = app.upgrade() else { return };
+        if app.db.admin.is_closed() {
+            return;
+        }
+        if let Err(e) = app.refresh().await {
+            tracing::warn!(error = %e, "cannot load the newest metadata version");
+        }
     }
 }

@@ -8,7 +8,6 @@
 
 use platform_metadata::{Catalog, FieldDef, FieldType, ObjectDef, OnDelete};
 use serde_json::Value;
-use sqlx::{Executor, PgPool};
 use std::collections::BTreeMap;
 
 pub fn ident(s: &str) -> String {
@@ -141,6 +140,27 @@ fn create_table_sql(def: &ObjectDef, parent: Option<&ObjectDef>) -> Vec<String> 
     out
 }
 
+/// A condition existing rows must meet before a change applies: `bad` is an SQL
+/// predicate on the table (before any DDL of the plan) selecting the rows that would
+/// break or not convert.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    /// `object.field`
+    pub field: String,
+    /// `required`, `max_length`, `unique`, `options`, `minimum`, `maximum`, `pattern`, `type`
+    pub rule: String,
+    pub message: String,
+    #[serde(skip)]
+    pub table: String,
+    #[serde(skip)]
+    pub column: String,
+    #[serde(skip)]
+    pub bad: String,
+    /// Count duplicate groups instead of rows (unique).
+    #[serde(skip)]
+    pub duplicates: bool,
+}
+
 /// One step of a plan.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Change {
@@ -148,10 +168,39 @@ pub struct Change {
     pub description: String,
     pub destructive: bool,
     pub sql: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
+    /// Set when the change cannot be made at all (e.g. an unsupported type change).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+impl Change {
+    fn new(object: &str, description: String, destructive: bool, sql: Vec<String>) -> Change {
+        Change {
+            object: object.to_string(),
+            description,
+            destructive,
+            sql,
+            checks: Vec::new(),
+            refused: None,
+        }
+    }
+}
+
+/// A field renamed by the caller (the Metadata API), so its column is renamed rather
+/// than dropped and added.
+#[derive(Debug, Clone)]
+pub struct Rename {
+    pub object: String,
+    pub from: String,
+    pub to: String,
 }
 
 /// The changes that bring tables built from `old` to `new` (`old` empty: create all).
-pub fn plan(old: &[ObjectDef], new: &Catalog) -> Vec<Change> {
+/// `version` is the metadata version being made: dropped columns and tables are
+/// renamed with it (kept, recoverable) rather than dropped.
+pub fn plan(old: &[ObjectDef], new: &Catalog, renames: &[Rename], version: i64) -> Vec<Change> {
     let old_by: BTreeMap<&str, &ObjectDef> = old.iter().map(|d| (d.name.as_str(), d)).collect();
     let new_defs = new.defs();
     let new_by: BTreeMap<&str, &ObjectDef> =
@@ -163,219 +212,362 @@ pub fn plan(old: &[ObjectDef], new: &Catalog) -> Vec<Change> {
         let parent = obj.parent.as_deref().and_then(|p| new_by.get(p).copied());
         match old_by.get(def.name.as_str()) {
             None => {
-                changes.push(Change {
-                    object: def.name.clone(),
-                    description: format!("create table {}", table(def)),
-                    destructive: false,
-                    sql: create_table_sql(def, parent),
-                });
+                changes.push(Change::new(
+                    &def.name,
+                    format!("create table {}", table(def)),
+                    false,
+                    create_table_sql(def, parent),
+                ));
                 for f in def.fields.iter().filter(|f| f.kind == FieldType::Reference) {
-                    fks.extend(fk_sql(def, f, &new_by).map(|sql| Change {
-                        object: def.name.clone(),
-                        description: format!("reference {}.{}", def.name, f.name),
-                        destructive: false,
-                        sql: vec![sql],
+                    fks.extend(fk_sql(def, f, &new_by).map(|sql| {
+                        Change::new(
+                            &def.name,
+                            format!("reference {}.{}", def.name, f.name),
+                            false,
+                            vec![sql],
+                        )
                     }));
                 }
             }
             Some(old_def) => {
                 if old_def.service != def.service {
-                    changes.push(Change {
-                        object: def.name.clone(),
-                        description: format!(
+                    let mut c = Change::new(
+                        &def.name,
+                        format!(
                             "move {} from service {} to {}",
                             def.name, old_def.service, def.service
                         ),
-                        destructive: true,
-                        sql: vec![format!(
-                            "ALTER TABLE {} SET SCHEMA {}",
-                            table(old_def),
-                            ident(&def.service)
-                        )],
-                    });
+                        true,
+                        vec![],
+                    );
+                    c.refused = Some("an object cannot move to another service".into());
+                    changes.push(c);
                 }
-                field_changes(old_def, def, &new_by, &mut changes, &mut fks);
+                let obj_renames: Vec<&Rename> =
+                    renames.iter().filter(|r| r.object == def.name).collect();
+                field_changes(
+                    old_def,
+                    def,
+                    &new_by,
+                    &obj_renames,
+                    version,
+                    &mut changes,
+                    &mut fks,
+                );
             }
         }
     }
     for old_def in old {
         if !new_by.contains_key(old_def.name.as_str()) {
-            changes.push(Change {
-                object: old_def.name.clone(),
-                description: format!("drop table {}", table(old_def)),
-                destructive: true,
-                sql: vec![format!("DROP TABLE {} CASCADE", table(old_def))],
-            });
+            changes.push(Change::new(
+                &old_def.name,
+                format!(
+                    "drop table {} (kept as _dropped_v{version}_{})",
+                    table(old_def),
+                    old_def.name
+                ),
+                true,
+                vec![format!(
+                    "ALTER TABLE {} RENAME TO {}",
+                    table(old_def),
+                    ident(&format!("_dropped_v{version}_{}", old_def.name))
+                )],
+            ));
         }
     }
     changes.extend(fks);
     changes
 }
 
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// How a column of `old`'s type becomes `new`'s, and the predicate of rows that would
+/// not convert. None: the conversion is not supported.
+fn conversion(old: &FieldDef, new: &FieldDef, c: &str) -> Option<(String, Option<String>)> {
+    let (ot, nt) = (column_type(old), column_type(new));
+    let num_re = r"'^\s*[-+]?[0-9]+(\.[0-9]+)?\s*$'";
+    let int_re = r"'^\s*[-+]?[0-9]+\s*$'";
+    let limit = |p: u32, s: u32| format!("1e{}", p - s);
+    Some(match (ot.as_str(), nt.as_str()) {
+        (_, "text") if ot == "text[]" => (format!("array_to_string({c}, ',')"), None),
+        (_, "text") if ot == "jsonb" => (format!("{c} #>> '{{}}'"), None),
+        (_, "text") => (format!("{c}::text"), None),
+        ("text", "bigint") => (format!("trim({c})::bigint"), Some(format!("{c} !~ {int_re}"))),
+        ("boolean", "bigint") => (format!("{c}::int"), None),
+        (o, "bigint") if o.starts_with("numeric") => (format!("{c}::bigint"), Some(format!("{c} <> trunc({c})"))),
+        ("text", n) if n.starts_with("numeric") => (
+            format!("trim({c})::{n}"),
+            Some(format!("CASE WHEN {c} ~ {num_re} THEN abs(trim({c})::numeric) >= {} OR trim({c})::numeric <> round(trim({c})::numeric, {}) ELSE true END", limit(new.precision(), new.scale()), new.scale())),
+        ),
+        (o, n) if (o == "bigint" || o.starts_with("numeric")) && n.starts_with("numeric") => (
+            format!("{c}::{n}"),
+            Some(format!("abs({c}) >= {} OR {c} <> round({c}, {})", limit(new.precision(), new.scale()), new.scale())),
+        ),
+        ("text", "boolean") => (
+            format!("lower(trim({c}))::boolean"),
+            Some(format!("lower(trim({c})) NOT IN ('true','false','t','f','yes','no','y','n','on','off','1','0')")),
+        ),
+        ("bigint", "boolean") => (format!("{c} <> 0"), None),
+        ("text", "date") => (format!("{c}::date"), Some(format!("{c} !~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$'"))),
+        ("timestamptz", "date") => (format!("({c} AT TIME ZONE 'UTC')::date"), None),
+        ("date", "timestamptz") => (format!("{c}::timestamptz"), None),
+        ("text", "timestamptz") => (
+            format!("{c}::timestamptz"),
+            Some(format!("{c} !~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}([T ][0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}}(\\.[0-9]+)?)?(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)?)?$'")),
+        ),
+        ("text", "text[]") => (format!("CASE WHEN {c} IS NULL THEN NULL ELSE ARRAY[{c}] END"), None),
+        (_, "jsonb") => (format!("to_jsonb({c})"), None),
+        _ => return None,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn field_changes(
     old: &ObjectDef,
     new: &ObjectDef,
     defs: &BTreeMap<&str, &ObjectDef>,
+    renames: &[&Rename],
+    version: i64,
     changes: &mut Vec<Change>,
     fks: &mut Vec<Change>,
 ) {
     let t = table(new);
     let old_fields: BTreeMap<&str, &FieldDef> =
         old.fields.iter().map(|f| (f.name.as_str(), f)).collect();
+    let renamed_from = |name: &str| {
+        renames
+            .iter()
+            .find(|r| r.to == name)
+            .map(|r| r.from.as_str())
+    };
+    let mut kept_old: Vec<&str> = Vec::new();
     for f in new.fields.iter().filter(|f| f.has_column()) {
-        match old_fields.get(f.name.as_str()) {
+        let old_name = renamed_from(&f.name).unwrap_or(&f.name);
+        match old_fields.get(old_name).filter(|of| of.has_column()) {
             None => {
                 let mut sql = vec![format!(
                     "ALTER TABLE {t} ADD COLUMN {}",
                     column_def(f, false)
                 )];
                 sql.extend(index_sql(new, f));
-                changes.push(Change {
-                    object: new.name.clone(),
-                    description: format!("add column {}.{}", new.name, f.name),
-                    destructive: false,
+                changes.push(Change::new(
+                    &new.name,
+                    format!("add column {}.{}", new.name, f.name),
+                    false,
                     sql,
-                });
+                ));
                 if f.kind == FieldType::Reference {
-                    fks.extend(fk_sql(new, f, defs).map(|sql| Change {
-                        object: new.name.clone(),
-                        description: format!("reference {}.{}", new.name, f.name),
-                        destructive: false,
-                        sql: vec![sql],
+                    fks.extend(fk_sql(new, f, defs).map(|sql| {
+                        Change::new(
+                            &new.name,
+                            format!("reference {}.{}", new.name, f.name),
+                            false,
+                            vec![sql],
+                        )
                     }));
                 }
             }
             Some(of) => {
-                if column_type(of) != column_type(f) || !of.has_column() {
-                    changes.push(Change {
-                        object: new.name.clone(),
-                        description: format!(
-                            "change type of {}.{} from {} to {}",
-                            new.name,
-                            f.name,
-                            column_type(of),
-                            column_type(f)
-                        ),
-                        destructive: true,
-                        sql: vec![format!(
-                            "ALTER TABLE {t} ALTER COLUMN {} TYPE {} USING {}::{}",
-                            ident(&f.name),
-                            column_type(f),
-                            ident(&f.name),
-                            column_type(f)
-                        )],
-                    });
+                kept_old.push(old_name);
+                let col = ident(old_name);
+                let at = format!("{}.{}", new.name, f.name);
+                let check = |rule: &str, message: String, bad: String| Check {
+                    field: at.clone(),
+                    rule: rule.into(),
+                    message,
+                    table: t.clone(),
+                    column: col.clone(),
+                    bad,
+                    duplicates: false,
+                };
+                let mut c = Change::new(&new.name, format!("change {at}"), false, Vec::new());
+                if old_name != f.name {
+                    c.description = format!("rename {}.{old_name} to {}", new.name, f.name);
+                    c.sql.push(format!(
+                        "ALTER TABLE {t} RENAME COLUMN {col} TO {}",
+                        ident(&f.name)
+                    ));
+                    for (suffix, is_constraint) in [("key", true), ("idx", false), ("fkey", true)] {
+                        let from = ident(&format!("{}_{old_name}_{suffix}", new.name));
+                        let to = ident(&format!("{}_{}_{suffix}", new.name, f.name));
+                        let exists = match suffix {
+                            "key" => of.unique,
+                            "idx" => !of.unique && (of.indexed || of.kind == FieldType::Reference),
+                            _ => of.kind == FieldType::Reference,
+                        };
+                        if exists {
+                            c.sql.push(if is_constraint {
+                                format!("ALTER TABLE {t} RENAME CONSTRAINT {from} TO {to}")
+                            } else {
+                                format!("ALTER INDEX {}.{from} RENAME TO {to}", ident(&new.service))
+                            });
+                        }
+                    }
+                }
+                let new_col = ident(&f.name);
+                if column_type(of) != column_type(f) {
+                    c.description = format!(
+                        "{}; convert {at} from {} to {}",
+                        c.description,
+                        column_type(of),
+                        column_type(f)
+                    );
+                    if f.kind == FieldType::Reference || of.kind == FieldType::Reference {
+                        c.refused = Some(format!("{at}: a reference cannot be converted to or from another type; add a new field"));
+                    } else {
+                        match conversion(of, f, &col) {
+                            None => {
+                                c.refused = Some(format!(
+                                    "{at}: {} cannot be converted to {}",
+                                    column_type(of),
+                                    column_type(f)
+                                ))
+                            }
+                            Some((using, bad)) => {
+                                let using = using.replace(&col, &new_col);
+                                c.sql.push(format!(
+                                    "ALTER TABLE {t} ALTER COLUMN {new_col} TYPE {} USING {using}",
+                                    column_type(f)
+                                ));
+                                if let Some(bad) = bad {
+                                    c.checks.push(check(
+                                        "type",
+                                        format!("values that do not convert to {}", column_type(f)),
+                                        format!("{col} IS NOT NULL AND ({bad})"),
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+                if f.required && !of.required && f.kind != FieldType::Autonumber {
+                    c.checks.push(check(
+                        "required",
+                        "rows without a value".into(),
+                        format!("{col} IS NULL"),
+                    ));
+                }
+                if !f.required && of.required {
+                    c.sql.push(format!(
+                        "ALTER TABLE {t} ALTER COLUMN {new_col} DROP NOT NULL"
+                    ));
+                }
+                if let Some(n) = f.max_length {
+                    if of.max_length.is_none_or(|o| o > n) {
+                        c.checks.push(check(
+                            "max_length",
+                            format!("values longer than {n} characters"),
+                            format!("char_length({col}::text) > {n}"),
+                        ));
+                    }
+                }
+                if let (Some(p), true) = (&f.pattern, f.pattern != of.pattern) {
+                    c.checks.push(check(
+                        "pattern",
+                        format!("values that do not match {p}"),
+                        format!("{col}::text !~ {}", quote_literal(p)),
+                    ));
+                }
+                if matches!(f.kind, FieldType::Picklist | FieldType::MultiPicklist)
+                    && of.options.is_some()
+                {
+                    let old_vals: Vec<&str> = of.option_values().collect();
+                    let removed: Vec<&str> = old_vals
+                        .iter()
+                        .copied()
+                        .filter(|v| !f.option_values().any(|n| n == *v))
+                        .collect();
+                    if !removed.is_empty() {
+                        let list = removed
+                            .iter()
+                            .map(|v| quote_literal(v))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let bad = if f.kind == FieldType::Picklist {
+                            format!("{col} IN ({list})")
+                        } else {
+                            format!("{col} && ARRAY[{list}]::text[]")
+                        };
+                        c.checks.push(check(
+                            "options",
+                            format!("rows using removed option(s) {}", removed.join(", ")),
+                            bad,
+                        ));
+                    }
+                }
+                for (bound, rule, op) in [(&f.min, "minimum", "<"), (&f.max, "maximum", ">")] {
+                    let old_bound = if rule == "minimum" { &of.min } else { &of.max };
+                    if let (Some(b), true) = (bound, bound != old_bound) {
+                        let lit = match b {
+                            Value::Number(n) => n.to_string(),
+                            Value::String(s) => quote_literal(s),
+                            _ => continue,
+                        };
+                        c.checks.push(check(
+                            rule,
+                            format!("values {op} {b}"),
+                            format!("{col} {op} {lit}"),
+                        ));
+                    }
                 }
                 let was_indexed = of.unique || of.indexed || of.kind == FieldType::Reference;
                 let is_indexed = f.unique || f.indexed || f.kind == FieldType::Reference;
                 if (of.unique, was_indexed) != (f.unique, is_indexed) {
-                    let mut sql = vec![
-                        format!(
-                            "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
-                            ident(&format!("{}_{}_key", new.name, f.name))
-                        ),
-                        format!(
-                            "DROP INDEX IF EXISTS {}.{}",
-                            ident(&new.service),
-                            ident(&format!("{}_{}_idx", new.name, f.name))
-                        ),
-                    ];
-                    sql.extend(index_sql(new, f));
-                    changes.push(Change {
-                        object: new.name.clone(),
-                        description: format!("re-index {}.{}", new.name, f.name),
-                        destructive: false,
-                        sql,
-                    });
+                    if f.unique && !of.unique {
+                        let mut ck = check(
+                            "unique",
+                            "values used more than once in a tenant".into(),
+                            format!("{col} IS NOT NULL"),
+                        );
+                        ck.duplicates = true;
+                        c.checks.push(ck);
+                    }
+                    c.sql.push(format!(
+                        "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
+                        ident(&format!("{}_{}_key", new.name, f.name))
+                    ));
+                    c.sql.push(format!(
+                        "DROP INDEX IF EXISTS {}.{}",
+                        ident(&new.service),
+                        ident(&format!("{}_{}_idx", new.name, f.name))
+                    ));
+                    c.sql.extend(index_sql(new, f));
+                }
+                if !c.sql.is_empty() || !c.checks.is_empty() || c.refused.is_some() {
+                    changes.push(c);
                 }
             }
         }
     }
     for of in old.fields.iter().filter(|f| f.has_column()) {
-        if !new
-            .fields
-            .iter()
-            .any(|f| f.name == of.name && f.has_column())
-        {
-            changes.push(Change {
-                object: new.name.clone(),
-                description: format!("drop column {}.{}", new.name, of.name),
-                destructive: true,
-                sql: vec![format!("ALTER TABLE {t} DROP COLUMN {}", ident(&of.name))],
-            });
+        if !kept_old.contains(&of.name.as_str()) {
+            let kept = format!("_dropped_v{version}_{}", of.name);
+            changes.push(Change::new(
+                &new.name,
+                format!("drop column {}.{} (kept as {kept})", new.name, of.name),
+                true,
+                vec![
+                    format!(
+                        "ALTER TABLE {t} ALTER COLUMN {} DROP NOT NULL",
+                        ident(&of.name)
+                    ),
+                    format!(
+                        "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
+                        ident(&format!("{}_{}_key", new.name, of.name))
+                    ),
+                    format!(
+                        "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
+                        ident(&format!("{}_{}_fkey", new.name, of.name))
+                    ),
+                    format!(
+                        "ALTER TABLE {t} RENAME COLUMN {} TO {}",
+                        ident(&of.name),
+                        ident(&kept)
+                    ),
+                ],
+            ));
         }
     }
-}
-
-/// The outcome of bringing the database to the current definitions.
-#[derive(Debug)]
-pub struct Applied {
-    pub version: i64,
-    pub changes: Vec<Change>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    #[error("destructive changes need --allow-destructive: {}", .0.iter().map(|c| c.description.clone()).collect::<Vec<_>>().join("; "))]
-    Destructive(Vec<Change>),
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("stored metadata is unreadable: {0}")]
-    Stored(String),
-}
-
-/// Brings the tables to `catalog` and records a new metadata version when anything
-/// changed. Serialised across processes by an advisory lock; all in one transaction.
-pub async fn apply(
-    admin: &PgPool,
-    catalog: &Catalog,
-    source: &str,
-    allow_destructive: bool,
-) -> Result<Applied, ApplyError> {
-    let mut tx = admin.begin().await?;
-    tx.execute("SELECT pg_advisory_xact_lock(7261001)").await?;
-    let latest: Option<(i64, String, Value)> =
-        sqlx::query_as("SELECT version, hash, definitions FROM engine.metadata_versions ORDER BY version DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-    let (prev_version, old_defs) = match &latest {
-        Some((v, hash, _)) if *hash == catalog.hash => {
-            tx.commit().await?;
-            return Ok(Applied {
-                version: *v,
-                changes: Vec::new(),
-            });
-        }
-        Some((v, _, defs)) => (
-            *v,
-            serde_json::from_value::<Vec<ObjectDef>>(defs.clone())
-                .map_err(|e| ApplyError::Stored(e.to_string()))?,
-        ),
-        None => (0, Vec::new()),
-    };
-    let changes = plan(&old_defs, catalog);
-    let destructive: Vec<Change> = changes.iter().filter(|c| c.destructive).cloned().collect();
-    if !destructive.is_empty() && !allow_destructive {
-        return Err(ApplyError::Destructive(destructive));
-    }
-    let mut ddl = Vec::new();
-    for c in &changes {
-        for s in &c.sql {
-            tx.execute(s.as_str()).await?;
-            ddl.push(format!("{s};"));
-        }
-    }
-    let version = prev_version + 1;
-    sqlx::query(
-        "INSERT INTO engine.metadata_versions (version, hash, definitions, ddl, source, applied_by) VALUES ($1, $2, $3, $4, $5, current_user)",
-    )
-    .bind(version)
-    .bind(&catalog.hash)
-    .bind(serde_json::to_value(catalog.defs()).unwrap_or_default())
-    .bind(ddl.join("\n"))
-    .bind(source)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(Applied { version, changes })
 }

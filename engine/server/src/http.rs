@@ -34,10 +34,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/objects/{object}/records/{id}",
             get(read).patch(patch).put(put).delete(remove),
         )
-        .route("/metadata/schema", get(metadata_schema))
-        .route("/metadata/objects", get(metadata_objects))
-        .route("/metadata/objects/{object}", get(metadata_object))
-        .route("/openapi.json", get(openapi));
+        .route("/openapi.json", get(openapi))
+        .merge(crate::metadata_api::routes());
     let swagger: Router<Arc<App>> = utoipa_swagger_ui::SwaggerUi::new("/api/docs")
         .config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json"))
         .into();
@@ -58,6 +56,23 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(app)
+}
+
+/// Query parameters whose rejection is a structured 400.
+pub struct Q<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Q(q.0))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
 }
 
 /// A JSON request body: 415 unless the content type is JSON, 413 when larger than
@@ -128,32 +143,6 @@ async fn openapi(State(app): State<Arc<App>>) -> Response {
         app.meta().openapi.clone(),
     )
         .into_response()
-}
-
-async fn metadata_schema(_p: Principal) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/schema+json")],
-        platform_metadata::check::OBJECT_SCHEMA,
-    )
-        .into_response()
-}
-
-async fn metadata_objects(State(app): State<Arc<App>>, _p: Principal) -> Json<Value> {
-    let meta = app.meta();
-    Json(json!({"version": meta.version, "objects": meta.catalog.defs()}))
-}
-
-async fn metadata_object(
-    State(app): State<Arc<App>>,
-    _p: Principal,
-    Path(object): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let meta = app.meta();
-    let obj = meta
-        .catalog
-        .get(&object)
-        .ok_or_else(|| ApiError::not_found(format!("no object named `{object}`")))?;
-    Ok(Json(serde_json::to_value(&obj.def).unwrap_or_default()))
 }
 
 /// A top-level object the caller may `action`: 404 for unknown and line objects.
@@ -420,7 +409,7 @@ async fn read(
     State(app): State<Arc<App>>,
     p: Principal,
     Path((object, id)): Path<(String, String)>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    Q(pairs): Q<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let meta = app.meta();
     let obj = resolve(&meta, &object, &p, Action::Read)?;
@@ -501,7 +490,7 @@ async fn list(
     State(app): State<Arc<App>>,
     p: Principal,
     Path(object): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    Q(pairs): Q<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     let meta = app.meta();
     let obj = resolve(&meta, &object, &p, Action::Read)?;
@@ -622,7 +611,7 @@ async fn remove(
     State(app): State<Arc<App>>,
     p: Principal,
     Path((object, id)): Path<(String, String)>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    Q(pairs): Q<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let meta = app.meta();
