@@ -51,7 +51,7 @@ CLK_TCK=$(getconf CLK_TCK)
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 psql_db() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-psql_pg() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d postgres "$@"; }
+psql_pg() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 -d postgres "$@"; }
 
 # ---------------------------------------------------------------- prerequisites
 for t in psql pgbench curl awk sort; do
@@ -161,7 +161,7 @@ INSERT INTO "offers"."offer" (id, tenant_id, created_at, updated_at, created_by,
        "status", "title", "offer_date", "valid_until", "currency", "line_count", "subtotal", "discount_total",
        "net_total", "tax_total", "grand_total")
 SELECT id, :'tenant', at, at, 'seed', 'seed',
-       'OF-' || (extract(year FROM current_date)::int - 1) || '-' || lpad(g::text, 5, '0'), :'customer',
+       'OF-' || (extract(year FROM current_date)::int - 1) || '-' || lpad(g::text, greatest(5, length(g::text)), '0'), :'customer',
        (ARRAY['draft', 'sent', 'accepted', 'rejected', 'expired'])[1 + g % 5], 'Seeded offer ' || g,
        current_date - (g % 365), current_date - (g % 365) + 30, 'EUR', 1, qty * price, 0, qty * price,
        round(qty * price * 0.25, 2), qty * price + round(qty * price * 0.25, 2)

@@ -26,6 +26,10 @@ pub struct Object {
     pub(crate) formula_exprs: Vec<(usize, usize)>,
     pub(crate) field_index: HashMap<String, usize>,
     pub(crate) autonumbers: Vec<(String, Vec<autonumber::Part>)>,
+    /// A short hash of the definition. Generated SQL carries it in a comment, so a
+    /// connection's cached prepared statements are never reused across a change of the
+    /// table's shape ("cached plan must not change result type").
+    pub shape: String,
     /// Record input schemas as JSON (for OpenAPI and form schemas).
     pub create_schema: Value,
     pub patch_schema: Value,
@@ -262,7 +266,10 @@ fn compile<'a>(
         .enumerate()
         .map(|(i, f)| (f.name.clone(), i))
         .collect();
+    let shape =
+        hex::encode(Sha256::digest(serde_json::to_vec(&def).unwrap_or_default()))[..16].to_string();
     Ok(Object {
+        shape,
         def,
         parent,
         create_validator,

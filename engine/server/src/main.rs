@@ -49,6 +49,11 @@ enum Command {
         #[arg(long, default_value = "metadata")]
         metadata: PathBuf,
     },
+    /// Export or apply metadata as definition files.
+    Metadata {
+        #[command(subcommand)]
+        command: MetadataCommand,
+    },
     /// Print a signed development token.
     Token {
         #[arg(long)]
@@ -63,6 +68,107 @@ enum Command {
         #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
         jwt_secret: String,
     },
+}
+
+#[derive(Subcommand)]
+enum MetadataCommand {
+    /// Apply the definitions of DIR (its objects/ folder) as a new metadata version.
+    Apply {
+        dir: PathBuf,
+        /// Print the plan (diff and DDL) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        allow_destructive: bool,
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/platform",
+            hide_env_values = true
+        )]
+        database_url: String,
+    },
+    /// Write the current definitions to DIR/objects/, one file per object.
+    Export {
+        dir: PathBuf,
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/platform",
+            hide_env_values = true
+        )]
+        database_url: String,
+    },
+}
+
+async fn metadata_command(cmd: MetadataCommand) -> anyhow::Result<()> {
+    use platform::evolve;
+    match cmd {
+        MetadataCommand::Apply {
+            dir,
+            dry_run,
+            allow_destructive,
+            database_url,
+        } => {
+            let catalog = load_catalog(&dir)?;
+            let db = platform::db::connect(&database_url, 1).await?;
+            let opts = evolve::Options {
+                source: format!("apply {}", dir.display()),
+                actor: std::env::var("USER").unwrap_or_else(|_| "platform metadata apply".into()),
+                allow_destructive,
+                dry_run,
+                ..Default::default()
+            };
+            let outcome = evolve::apply(&db.admin, &catalog, &opts).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"diff": outcome.diff}))?
+            );
+            for c in &outcome.changes {
+                println!(
+                    "-- {}{}",
+                    c.description,
+                    if c.destructive { " (destructive)" } else { "" }
+                );
+            }
+            for s in &outcome.ddl {
+                println!("{s}");
+            }
+            if dry_run {
+                println!(
+                    "-- dry run: nothing was changed (would be version {})",
+                    outcome.version
+                );
+            } else if outcome.applied {
+                println!("-- applied as metadata version {}", outcome.version);
+            } else {
+                println!(
+                    "-- no change: the database is at version {}",
+                    outcome.version
+                );
+            }
+            Ok(())
+        }
+        MetadataCommand::Export { dir, database_url } => {
+            let db = platform::db::connect(&database_url, 1).await?;
+            let (version, defs) = evolve::latest(&db.admin)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the database has no metadata yet"))?;
+            std::fs::create_dir_all(dir.join("objects"))?;
+            std::fs::write(
+                dir.join("object.schema.json"),
+                platform_metadata::check::OBJECT_SCHEMA,
+            )?;
+            for mut d in defs {
+                d.schema = Some("../object.schema.json".into());
+                let mut text = serde_json::to_string_pretty(&d)?;
+                text.push('\n');
+                std::fs::write(dir.join("objects").join(format!("{}.json", d.name)), text)?;
+            }
+            println!("exported metadata version {version} to {}", dir.display());
+            Ok(())
+        }
+    }
 }
 
 fn init_tracing() {
@@ -89,6 +195,13 @@ async fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Metadata { command } => match metadata_command(command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
                 ExitCode::FAILURE
             }
         },

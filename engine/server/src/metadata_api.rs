@@ -468,7 +468,16 @@ async fn put_layouts(
 }
 
 async fn versions(State(app): State<Arc<App>>, _p: Principal) -> ApiResult<Json<Value>> {
-    let rows: Vec<(i64, String, String, String, chrono::DateTime<chrono::Utc>, Option<i64>, Value)> = sqlx::query_as(
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        chrono::DateTime<chrono::Utc>,
+        Option<i64>,
+        Value,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT version, hash, source, applied_by, applied_at, base_version, diff FROM engine.metadata_versions ORDER BY version DESC",
     )
     .fetch_all(&app.db.admin)

@@ -40,7 +40,7 @@ pub fn select_list(obj: &Object) -> String {
         cols.push("parent_id".into());
     }
     cols.extend(obj.columns().map(|f| ident(&f.name)));
-    cols.join(", ")
+    format!("/* {} */ {}", obj.shape, cols.join(", "))
 }
 
 /// A row as the API shows it: id, fields in definition order, then system fields.

@@ -6,6 +6,7 @@ mod harness;
 
 mod definitions;
 mod listing;
+mod metadata;
 mod openapi;
 mod records;
 mod tenancy;
