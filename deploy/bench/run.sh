@@ -153,7 +153,7 @@ CREATE TEMP TABLE seed ON COMMIT DROP AS
 SELECT g,
        md5('bench-offer-' || g)::uuid AS id,
        md5('bench-line-' || g)::uuid AS line_id,
-       (1 + g % 10)::numeric(14,3) AS qty,
+       (1 + (g / 5) % 10)::numeric(14,3) AS qty,
        round((10 + random() * 990)::numeric, 2) AS price,
        now() - g * interval '1 minute' AS at
   FROM generate_series(1, :n) g;

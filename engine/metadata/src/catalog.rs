@@ -49,6 +49,11 @@ impl Object {
         self.def.fields.iter().filter(|f| f.has_column())
     }
 
+    /// The tenant's custom fields (only on an object from [`Catalog::overlay`]).
+    pub fn custom_fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.def.fields.iter().filter(|f| f.custom)
+    }
+
     pub fn children(&self) -> impl Iterator<Item = &FieldDef> {
         self.def
             .fields
@@ -161,6 +166,58 @@ impl Catalog {
             objects,
             hash: hex::encode(hasher.finalize()),
             plugins,
+        })
+    }
+
+    /// `object` with a tenant's custom fields added, checked and compiled.
+    pub fn overlay(
+        &self,
+        object: &str,
+        custom: &[FieldDef],
+    ) -> Result<Object, Vec<DefinitionError>> {
+        let Some(base) = self.get(object) else {
+            return Err(vec![DefinitionError {
+                file: "tenant".into(),
+                path: "$".into(),
+                code: "unknown_object".into(),
+                message: format!("no object named `{object}`"),
+            }]);
+        };
+        let mut def = base.def.clone();
+        for f in custom {
+            let mut f = f.clone();
+            f.custom = true;
+            def.fields.push(f);
+        }
+        let label = format!("tenant fields of {object}");
+        let labelled: Vec<(String, ObjectDef)> = self
+            .objects()
+            .map(|o| {
+                if o.name() == object {
+                    (label.clone(), def.clone())
+                } else {
+                    (format!("object {}", o.name()), o.def.clone())
+                }
+            })
+            .collect();
+        let names: BTreeSet<String> = self.plugins.names().map(String::from).collect();
+        let errors: Vec<DefinitionError> = check::check_defs(&labelled, &names)
+            .into_iter()
+            .filter(|e| e.file == label)
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let by_name: BTreeMap<&str, &ObjectDef> =
+            labelled.iter().map(|(_, d)| (d.name.as_str(), d)).collect();
+        let lookup = |n: &str| by_name.get(n).copied();
+        compile(def, base.parent.clone(), &lookup).map_err(|m| {
+            vec![DefinitionError {
+                file: label.clone(),
+                path: "$".into(),
+                code: "compile".into(),
+                message: m,
+            }]
         })
     }
 

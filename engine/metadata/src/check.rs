@@ -24,7 +24,11 @@ pub const SYSTEM_FIELDS: &[&str] = &[
     "parent_id",
     "position",
     "state",
+    "custom",
 ];
+
+/// The prefix of tenants' custom field names.
+pub const CUSTOM_PREFIX: &str = "cf_";
 
 /// Schemas a service may not be named after.
 const RESERVED_SERVICES: &[&str] = &["public", "engine", "information_schema", "pg_catalog"];
@@ -309,6 +313,29 @@ fn check_object(
                 "duplicate_name",
                 format!("field `{}` is declared more than once", f.name),
             ));
+        }
+        if f.custom != f.name.starts_with(CUSTOM_PREFIX) {
+            errors.push(err(
+                file,
+                &at("name"),
+                "reserved_name",
+                if f.custom {
+                    format!("a tenant's custom field is named {CUSTOM_PREFIX}<name>, not `{}`", f.name)
+                } else {
+                    format!("`{CUSTOM_PREFIX}` starts the names of tenants' custom fields; `{}` cannot be declared", f.name)
+                },
+            ));
+        }
+        if f.custom {
+            use FieldType::*;
+            if matches!(f.kind, Children | Reference | Autonumber | Formula) || f.unique {
+                errors.push(err(
+                    file,
+                    &at("type"),
+                    "attribute_not_allowed",
+                    "a custom field cannot be children, reference, autonumber, formula or unique",
+                ));
+            }
         }
         if SYSTEM_FIELDS.contains(&f.name.as_str()) {
             errors.push(err(

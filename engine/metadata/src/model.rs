@@ -268,6 +268,10 @@ pub struct FieldDef {
     /// A value used in generated examples (OpenAPI); must be valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub example: Option<Value>,
+    /// A tenant's custom field: stored in the record's `custom` JSONB column, visible to
+    /// that tenant only. Set by the engine, never written in a definition file.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub custom: bool,
 }
 
 impl FieldDef {
@@ -277,6 +281,11 @@ impl FieldDef {
 
     /// Whether the field is stored in a column of the object's table.
     pub fn has_column(&self) -> bool {
+        self.kind != FieldType::Children && !self.custom
+    }
+
+    /// Whether the field holds a value of the record (a column or a custom field).
+    pub fn is_stored(&self) -> bool {
         self.kind != FieldType::Children
     }
 

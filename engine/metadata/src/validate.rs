@@ -429,7 +429,7 @@ fn finish(cat: &Catalog, obj: &Object, rec: &mut Record, prefix: &str, issues: &
     }
     for f in &obj.def.fields {
         if f.required
-            && f.has_column()
+            && f.is_stored()
             && f.kind != FieldType::Autonumber
             && rec.get(&f.name).is_none_or(Value::is_null)
         {

@@ -7,11 +7,13 @@ use crate::db::{self, Db};
 use crate::evolve::{self, Options};
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use platform_metadata::{check, Catalog, ObjectDef};
+use platform_metadata::{check, Catalog, FieldDef, Object, ObjectDef};
 use platform_plugin_api::Registry;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Every plugin compiled into this binary.
 pub fn plugins() -> Registry {
@@ -32,7 +34,8 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn new(catalog: Catalog, version: i64) -> anyhow::Result<Loaded> {
-        let openapi = serde_json::to_string(&crate::openapi::build(&catalog, version))?;
+        let openapi =
+            serde_json::to_string(&crate::openapi::build(&catalog, version, &HashMap::new()))?;
         Ok(Loaded {
             catalog,
             version,
@@ -51,6 +54,18 @@ pub struct Settings {
     pub max_connections: u32,
 }
 
+/// Every tenant's custom fields, by tenant and object, at one revision.
+#[derive(Debug, Default)]
+pub struct TenantFields {
+    /// The highest id of `engine.tenant_field_log` when loaded.
+    pub revision: i64,
+    pub fields: HashMap<Uuid, BTreeMap<String, Vec<FieldDef>>>,
+}
+
+/// A compiled object with one tenant's custom fields, for one metadata version and
+/// tenant-field revision.
+type Overlay = (i64, i64, Arc<Object>);
+
 #[derive(Debug)]
 pub struct App {
     /// Both connection pools (admin for DDL, app for requests under RLS).
@@ -61,6 +76,10 @@ pub struct App {
     meta: ArcSwap<Loaded>,
     /// Serialises installs so an older version never replaces a newer one.
     install_lock: std::sync::Mutex<()>,
+    /// Tenants' custom fields; swapped whole when any changes.
+    tenant_fields: ArcSwap<TenantFields>,
+    /// Compiled objects with custom fields, by tenant and object.
+    overlays: std::sync::Mutex<HashMap<(Uuid, String), Overlay>>,
 }
 
 /// Loads and checks the definitions of `dir`, with every error listed.
@@ -116,7 +135,10 @@ impl App {
             jwt: JwtKeys::new(&s.jwt_secret),
             meta: ArcSwap::from_pointee(Loaded::new(catalog, outcome.version)?),
             install_lock: std::sync::Mutex::new(()),
+            tenant_fields: ArcSwap::from_pointee(TenantFields::default()),
+            overlays: std::sync::Mutex::new(HashMap::new()),
         });
+        app.refresh_tenant_fields().await?;
         tokio::spawn(watch(Arc::downgrade(&app), s.database_url.clone()));
         Ok(app)
     }
@@ -133,6 +155,79 @@ impl App {
             tracing::info!(version = loaded.version, "metadata version installed");
             self.meta.store(Arc::new(loaded));
         }
+    }
+
+    /// The object `name` as `tenant` sees it: the shared definition, plus the tenant's
+    /// custom fields when it has any.
+    pub fn object_for(&self, meta: &Loaded, tenant: Uuid, name: &str) -> Option<Arc<Object>> {
+        let base = meta.catalog.get(name)?;
+        let tf = self.tenant_fields.load();
+        let Some(custom) = tf.fields.get(&tenant).and_then(|m| m.get(name)) else {
+            return Some(base.clone());
+        };
+        let key = (tenant, name.to_string());
+        let mut cache = self.overlays.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, r, obj)) = cache.get(&key) {
+            if *v == meta.version && *r == tf.revision {
+                return Some(obj.clone());
+            }
+        }
+        match meta.catalog.overlay(name, custom) {
+            Ok(obj) => {
+                let obj = Arc::new(obj);
+                cache.insert(key, (meta.version, tf.revision, obj.clone()));
+                Some(obj)
+            }
+            Err(errors) => {
+                tracing::error!(%tenant, object = name, ?errors, "custom fields no longer fit the object; serving it without them");
+                Some(base.clone())
+            }
+        }
+    }
+
+    /// The custom fields of `tenant`, by object.
+    pub fn tenant_fields_of(&self, tenant: Uuid) -> BTreeMap<String, Vec<FieldDef>> {
+        self.tenant_fields
+            .load()
+            .fields
+            .get(&tenant)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Reloads every tenant's custom fields when their revision moved.
+    pub async fn refresh_tenant_fields(&self) -> anyhow::Result<()> {
+        let revision: i64 =
+            sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM engine.tenant_field_log")
+                .fetch_one(&self.db.admin)
+                .await?;
+        if revision == self.tenant_fields.load().revision && revision != 0 {
+            return Ok(());
+        }
+        let rows: Vec<(Uuid, String, serde_json::Value)> =
+            sqlx::query_as("SELECT tenant_id, object, definition FROM engine.tenant_fields ORDER BY tenant_id, object, position, name")
+                .fetch_all(&self.db.admin)
+                .await?;
+        let mut fields: HashMap<Uuid, BTreeMap<String, Vec<FieldDef>>> = HashMap::new();
+        for (tenant, object, def) in rows {
+            match serde_json::from_value::<FieldDef>(def) {
+                Ok(mut f) => {
+                    f.custom = true;
+                    fields
+                        .entry(tenant)
+                        .or_default()
+                        .entry(object)
+                        .or_default()
+                        .push(f);
+                }
+                Err(e) => {
+                    tracing::error!(%tenant, %object, error = %e, "unreadable custom field skipped")
+                }
+            }
+        }
+        self.tenant_fields
+            .store(Arc::new(TenantFields { revision, fields }));
+        Ok(())
     }
 
     /// Loads the newest stored version when it is newer than the current one.
@@ -182,6 +277,9 @@ async fn watch(app: std::sync::Weak<App>, url: String) {
         }
         if let Err(e) = app.refresh().await {
             tracing::warn!(error = %e, "cannot load the newest metadata version");
+        }
+        if let Err(e) = app.refresh_tenant_fields().await {
+            tracing::warn!(error = %e, "cannot load tenants' custom fields");
         }
     }
 }

@@ -99,6 +99,9 @@ fn create_table_sql(def: &ObjectDef, parent: Option<&ObjectDef>) -> Vec<String> 
     if parent.is_some() {
         cols.push("parent_id uuid NOT NULL".into());
         cols.push("position integer NOT NULL".into());
+    } else {
+        // Tenants' custom fields (engine.tenant_fields), keyed by field name.
+        cols.push("custom jsonb NOT NULL DEFAULT '{}'".into());
     }
     cols.extend(
         def.fields

@@ -137,24 +137,47 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn openapi(State(app): State<Arc<App>>) -> Response {
+/// The OpenAPI document. Without a token: the shared objects (cached per version).
+/// With a valid token: as the caller's tenant sees them, custom fields included.
+async fn openapi(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let meta = app.meta();
+    let principal = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| app.jwt.verify(t.trim()).ok());
+    let custom = principal
+        .as_ref()
+        .map(|p| app.tenant_fields_of(p.tenant))
+        .unwrap_or_default();
+    if let (Some(p), false) = (principal, custom.is_empty()) {
+        let overlay: std::collections::HashMap<String, Arc<Object>> = custom
+            .keys()
+            .filter_map(|name| {
+                app.object_for(&meta, p.tenant, name)
+                    .map(|o| (name.clone(), o))
+            })
+            .collect();
+        return Json(crate::openapi::build(&meta.catalog, meta.version, &overlay)).into_response();
+    }
     (
         [(header::CONTENT_TYPE, "application/json")],
-        app.meta().openapi.clone(),
+        meta.openapi.clone(),
     )
         .into_response()
 }
 
-/// A top-level object the caller may `action`: 404 for unknown and line objects.
-fn resolve<'a>(
-    meta: &'a crate::app::Loaded,
+/// A top-level object the caller may `action`, as the caller's tenant sees it (with its
+/// custom fields): 404 for unknown and line objects.
+fn resolve(
+    app: &App,
+    meta: &crate::app::Loaded,
     name: &str,
     p: &Principal,
     action: Action,
-) -> ApiResult<&'a Arc<Object>> {
-    let obj = meta
-        .catalog
-        .get(name)
+) -> ApiResult<Arc<Object>> {
+    let obj = app
+        .object_for(meta, p.tenant, name)
         .filter(|o| !o.def.child)
         .ok_or_else(|| ApiError::not_found(format!("no object named `{name}`")))?;
     if !obj.allows(&p.roles, action) {
@@ -274,7 +297,7 @@ async fn create(
     JsonBody(mut body): JsonBody,
 ) -> ApiResult<Response> {
     let meta = app.meta();
-    let obj = resolve(&meta, &object, &p, Action::Create)?;
+    let obj = &resolve(&app, &meta, &object, &p, Action::Create)?;
     let request_hash = hex::encode(Sha256::digest(format!("{object}\n{body}")));
     let key = match headers.get("idempotency-key") {
         None => None,
@@ -412,7 +435,7 @@ async fn read(
     Q(pairs): Q<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let meta = app.meta();
-    let obj = resolve(&meta, &object, &p, Action::Read)?;
+    let obj = &resolve(&app, &meta, &object, &p, Action::Read)?;
     let id = parse_id(&id)?;
     let q = read_params(obj, &pairs)?;
     let mut tx = tenant_tx(&app.db.app, p.tenant).await?;
@@ -420,7 +443,7 @@ async fn read(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no {object} with id {id}")))?;
     let mut recs = vec![rec];
-    expand(&mut tx, &meta, obj, &p, &q, &mut recs).await?;
+    expand(&app, &mut tx, &meta, obj, &p, &q, &mut recs).await?;
     tx.commit().await?;
     let rec = select_fields(&q, recs.pop().unwrap_or_default());
     Ok(record_response(StatusCode::OK, rec, None))
@@ -428,6 +451,7 @@ async fn read(
 
 /// Replaces expanded reference ids with the referenced records.
 async fn expand(
+    app: &App,
     conn: &mut sqlx::PgConnection,
     meta: &crate::app::Loaded,
     obj: &Object,
@@ -441,7 +465,7 @@ async fn expand(
             continue;
         }
         let target_name = f.target.clone().unwrap_or_default();
-        let target = resolve(meta, &target_name, p, Action::Read)?;
+        let target = &resolve(app, meta, &target_name, p, Action::Read)?;
         let ids: Vec<Uuid> = recs
             .iter()
             .filter_map(|r| r.get(name)?.as_str()?.parse().ok())
@@ -493,7 +517,7 @@ async fn list(
     Q(pairs): Q<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     let meta = app.meta();
-    let obj = resolve(&meta, &object, &p, Action::Read)?;
+    let obj = &resolve(&app, &meta, &object, &p, Action::Read)?;
     let q = ListQuery::parse(obj, &pairs)?;
     let sql = q.sql(obj);
     let mut tx = tenant_tx(&app.db.app, p.tenant).await?;
@@ -525,7 +549,7 @@ async fn list(
         )
         .await?;
     }
-    expand(&mut tx, &meta, obj, &p, &q, &mut recs).await?;
+    expand(&app, &mut tx, &meta, obj, &p, &q, &mut recs).await?;
     tx.commit().await?;
     let next = if has_more {
         recs.last().map(|r| q.next_cursor(r))
@@ -551,7 +575,7 @@ async fn update(
     mode: WriteMode,
 ) -> ApiResult<Response> {
     let meta = app.meta();
-    let obj = resolve(&meta, &object, &p, Action::Update)?;
+    let obj = &resolve(&app, &meta, &object, &p, Action::Update)?;
     let id = parse_id(&id)?;
     let body_version = body.as_object_mut().and_then(|m| m.shift_remove("version"));
     let expected = expected_version(&headers, body_version.as_ref())?;
@@ -615,7 +639,7 @@ async fn remove(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let meta = app.meta();
-    let obj = resolve(&meta, &object, &p, Action::Delete)?;
+    let obj = &resolve(&app, &meta, &object, &p, Action::Delete)?;
     let id = parse_id(&id)?;
     let qv = pairs
         .iter()

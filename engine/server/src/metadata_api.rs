@@ -40,6 +40,15 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/metadata/versions/{version}/rollback", post(rollback))
         .route("/metadata/diff", get(diff))
         .route("/metadata/export", get(export))
+        .route("/metadata/tenant/fields", get(tenant_fields))
+        .route(
+            "/metadata/tenant/objects/{object}/fields",
+            post(add_tenant_field),
+        )
+        .route(
+            "/metadata/tenant/objects/{object}/fields/{field}",
+            patch(change_tenant_field).delete(delete_tenant_field),
+        )
 }
 
 /// Roles that may change shared metadata.
@@ -569,4 +578,369 @@ async fn rollback(
         false,
     )
     .await
+}
+
+// ---- Tenants' custom fields -------------------------------------------------------
+
+/// Roles that may manage their own tenant's custom fields.
+pub const TENANT_ADMIN_ROLES: &[&str] = &["admin", "tenant_admin"];
+
+fn require_tenant_admin(p: &Principal) -> ApiResult<()> {
+    if p.roles
+        .iter()
+        .any(|r| TENANT_ADMIN_ROLES.contains(&r.as_str()))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "managing custom fields needs the role admin or tenant_admin",
+        ))
+    }
+}
+
+async fn tenant_fields(State(app): State<Arc<App>>, p: Principal) -> Json<Value> {
+    Json(json!({"tenant": p.tenant, "objects": app.tenant_fields_of(p.tenant)}))
+}
+
+/// Checks a field given as JSON exactly as a field of a definition file.
+fn parse_field(object: &str, field: &Value) -> ApiResult<platform_metadata::FieldDef> {
+    let stub = json!({"name": object, "label": object, "service": "tenant", "fields": [field]});
+    let def = parse_definition("tenant", &stub).map_err(|errors| {
+        definition_errors(
+            errors
+                .into_iter()
+                .map(|mut e| {
+                    e.path = e.path.replacen("$.fields[0]", "$", 1);
+                    e
+                })
+                .collect(),
+        )
+    })?;
+    let mut f = def
+        .fields
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::bad_request("invalid_body", "no field given"))?;
+    f.custom = true;
+    Ok(f)
+}
+
+/// A top-level object of the shared metadata, for custom fields.
+fn custom_target(app: &App, object: &str) -> ApiResult<()> {
+    match app.meta().catalog.get(object) {
+        Some(o) if !o.def.child => Ok(()),
+        _ => Err(ApiError::not_found(format!(
+            "no object named `{object}` takes custom fields"
+        ))),
+    }
+}
+
+/// Checks `fields` as the tenant's complete custom fields of `object`.
+fn check_overlay(
+    app: &App,
+    object: &str,
+    fields: &[platform_metadata::FieldDef],
+) -> ApiResult<Arc<platform_metadata::Object>> {
+    app.meta()
+        .catalog
+        .overlay(object, fields)
+        .map(Arc::new)
+        .map_err(definition_errors)
+}
+
+/// Records a change of a tenant's custom field and announces it.
+async fn log_tenant_change(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    p: &Principal,
+    object: &str,
+    field: &str,
+    action: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> ApiResult<i64> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO engine.tenant_field_log (tenant_id, object, field, action, actor, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(p.tenant)
+    .bind(object)
+    .bind(field)
+    .bind(action)
+    .bind(&p.user)
+    .bind(before)
+    .bind(after)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, 'tenant_fields')")
+        .bind(evolve::CHANNEL)
+        .execute(&mut **tx)
+        .await?;
+    Ok(id)
+}
+
+async fn add_tenant_field(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    Path(object): Path<String>,
+    crate::http::JsonBody(body): crate::http::JsonBody,
+) -> ApiResult<Response> {
+    require_tenant_admin(&p)?;
+    custom_target(&app, &object)?;
+    let field = parse_field(&object, &body)?;
+    let mut fields = app
+        .tenant_fields_of(p.tenant)
+        .remove(&object)
+        .unwrap_or_default();
+    if fields.iter().any(|f| f.name == field.name) {
+        return Err(ApiError::conflict(
+            "field_exists",
+            format!(
+                "your tenant already has a custom field `{}` on `{object}`",
+                field.name
+            ),
+        ));
+    }
+    fields.push(field.clone());
+    check_overlay(&app, &object, &fields)?;
+    let def = serde_json::to_value(&field).map_err(ApiError::internal)?;
+    let mut tx = app.db.admin.begin().await?;
+    sqlx::query(
+        "INSERT INTO engine.tenant_fields (tenant_id, object, name, position, definition, created_by, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(p.tenant)
+    .bind(&object)
+    .bind(&field.name)
+    .bind(fields.len() as i32)
+    .bind(&def)
+    .bind(&p.user)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => ApiError::conflict("field_exists", "the field was just added by someone else"),
+        _ => e.into(),
+    })?;
+    let revision =
+        log_tenant_change(&mut tx, &p, &object, &field.name, "added", None, Some(&def)).await?;
+    tx.commit().await?;
+    app.refresh_tenant_fields()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"object": object, "field": def, "revision": revision, "ddl": []})),
+    )
+        .into_response())
+}
+
+async fn change_tenant_field(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    Path((object, name)): Path<(String, String)>,
+    crate::http::JsonBody(patch): crate::http::JsonBody,
+) -> ApiResult<Response> {
+    require_tenant_admin(&p)?;
+    custom_target(&app, &object)?;
+    if !patch.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body is a JSON merge patch of the field's attributes",
+        ));
+    }
+    let mut fields = app
+        .tenant_fields_of(p.tenant)
+        .remove(&object)
+        .unwrap_or_default();
+    let index = fields.iter().position(|f| f.name == name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "your tenant has no custom field `{name}` on `{object}`"
+        ))
+    })?;
+    let mut before = serde_json::to_value(&fields[index]).map_err(ApiError::internal)?;
+    if let Value::Object(m) = &mut before {
+        m.shift_remove("custom");
+    }
+    let mut after = before.clone();
+    merge_patch(&mut after, &patch);
+    let field = parse_field(&object, &after)?;
+    fields[index] = field.clone();
+    let obj = check_overlay(&app, &object, &fields)?;
+    let table = crate::ddl::table(&obj.def);
+    let mut tx = app.db.admin.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("{}:{object}", p.tenant))
+        .execute(&mut *tx)
+        .await?;
+    // Every stored value must pass the new definition; values are rewritten in their new
+    // canonical form (a type change converts them).
+    let rows: Vec<(uuid::Uuid, Option<Value>)> = sqlx::query_as(&format!(
+        "SELECT id, custom->$2 FROM {table} WHERE tenant_id = $1"
+    ))
+    .bind(p.tenant)
+    .bind(&name)
+    .fetch_all(&mut *tx)
+    .await?;
+    let schema = platform_metadata::values::field_schema(&field);
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .map_err(ApiError::internal)?;
+    let (mut ids, mut values, mut bad, mut samples) = (Vec::new(), Vec::new(), 0i64, Vec::new());
+    for (id, v) in rows {
+        let v = v.unwrap_or(Value::Null);
+        let c = coerce(&field, &v);
+        let converted = if v.is_null() && !field.required {
+            Ok(Value::Null)
+        } else if let Some(e) = validator.iter_errors(&c).next() {
+            Err(e.to_string())
+        } else {
+            platform_metadata::values::normalize(&field, &field.name, &c).map_err(|i| i.message)
+        };
+        match converted {
+            Ok(n) if n != v => {
+                ids.push(id);
+                values.push(n);
+            }
+            Ok(_) => {}
+            Err(m) => {
+                bad += 1;
+                if samples.len() < 5 {
+                    samples.push(json!({"id": id, "value": v, "problem": m}));
+                }
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsafe_change",
+            "existing rows stop this change",
+        )
+        .with_details(vec![Issue::new(
+            format!("{object}.{name}"),
+            "values",
+            format!("{bad} of your rows would not fit the changed field"),
+            json!({"count": bad, "samples": samples}),
+        )]));
+    }
+    if !ids.is_empty() {
+        sqlx::query(&format!(
+            "UPDATE {table} t SET custom = jsonb_set(t.custom, ARRAY[$2], v.val) FROM (SELECT unnest($3::uuid[]) AS id, unnest($4::jsonb[]) AS val) v WHERE t.tenant_id = $1 AND t.id = v.id"
+        ))
+        .bind(p.tenant)
+        .bind(&name)
+        .bind(&ids)
+        .bind(values.iter().map(|v| sqlx::types::Json(v.clone())).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if field.name != name {
+        // A rename moves the values to the new key, for this tenant's rows only.
+        sqlx::query(&format!(
+            "UPDATE {table} SET custom = (custom - $2) || jsonb_build_object($3::text, custom->$2) WHERE tenant_id = $1 AND custom ? $2"
+        ))
+        .bind(p.tenant)
+        .bind(&name)
+        .bind(&field.name)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let def = serde_json::to_value(&field).map_err(ApiError::internal)?;
+    sqlx::query("UPDATE engine.tenant_fields SET name = $4, definition = $5, updated_at = now(), updated_by = $6 WHERE tenant_id = $1 AND object = $2 AND name = $3")
+        .bind(p.tenant)
+        .bind(&object)
+        .bind(&name)
+        .bind(&field.name)
+        .bind(&def)
+        .bind(&p.user)
+        .execute(&mut *tx)
+        .await?;
+    let revision = log_tenant_change(
+        &mut tx,
+        &p,
+        &object,
+        &field.name,
+        "changed",
+        Some(&before),
+        Some(&def),
+    )
+    .await?;
+    tx.commit().await?;
+    app.refresh_tenant_fields()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        json!({"object": object, "field": def, "revision": revision, "converted_rows": ids.len()}),
+    )
+    .into_response())
+}
+
+/// A stored value of another type in the JSON form `field` takes, where it converts.
+fn coerce(field: &platform_metadata::FieldDef, v: &Value) -> Value {
+    use platform_metadata::FieldType as T;
+    match (field.kind, v) {
+        (T::Integer, Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| v.clone()),
+        (T::Integer, Value::Bool(b)) => Value::from(*b as i64),
+        (T::Boolean, Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Value::Bool(true),
+            "false" | "no" | "0" => Value::Bool(false),
+            _ => v.clone(),
+        },
+        (k, Value::Number(n)) if k.is_textual() => Value::String(n.to_string()),
+        (k, Value::Bool(b)) if k.is_textual() => Value::String(b.to_string()),
+        (T::MultiPicklist, Value::String(s)) => json!([s]),
+        _ => v.clone(),
+    }
+}
+
+async fn delete_tenant_field(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    Path((object, name)): Path<(String, String)>,
+    Query(params): Query<ChangeParams>,
+) -> ApiResult<Response> {
+    require_tenant_admin(&p)?;
+    let fields = app
+        .tenant_fields_of(p.tenant)
+        .remove(&object)
+        .unwrap_or_default();
+    let field = fields.iter().find(|f| f.name == name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "your tenant has no custom field `{name}` on `{object}`"
+        ))
+    })?;
+    if !params.allow_destructive {
+        return Err(ApiError::conflict(
+            "destructive_change",
+            "removing a field hides its data; repeat with ?allow_destructive=true (the values stay stored and return if the field is added again)",
+        ));
+    }
+    if params.dry_run {
+        return Ok(Json(
+            json!({"object": object, "field": name, "applied": false, "dry_run": true}),
+        )
+        .into_response());
+    }
+    let before = serde_json::to_value(field).map_err(ApiError::internal)?;
+    let mut tx = app.db.admin.begin().await?;
+    sqlx::query(
+        "DELETE FROM engine.tenant_fields WHERE tenant_id = $1 AND object = $2 AND name = $3",
+    )
+    .bind(p.tenant)
+    .bind(&object)
+    .bind(&name)
+    .execute(&mut *tx)
+    .await?;
+    let revision =
+        log_tenant_change(&mut tx, &p, &object, &name, "removed", Some(&before), None).await?;
+    tx.commit().await?;
+    app.refresh_tenant_fields()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(
+        Json(json!({"object": object, "field": name, "revision": revision, "applied": true}))
+            .into_response(),
+    )
 }

@@ -156,8 +156,13 @@ fn id_param() -> utoipa::openapi::path::Parameter {
         .build()
 }
 
-/// Builds the document for `cat` at metadata version `version`.
-pub fn build(cat: &Catalog, version: i64) -> OpenApi {
+/// Builds the document for `cat` at metadata version `version`; objects in `overlay`
+/// (one tenant's objects with its custom fields) replace the shared ones.
+pub fn build(
+    cat: &Catalog,
+    version: i64,
+    overlay: &std::collections::HashMap<String, std::sync::Arc<Object>>,
+) -> OpenApi {
     let mut paths = PathsBuilder::new();
     let mut components = ComponentsBuilder::new()
         .schema(
@@ -179,6 +184,7 @@ pub fn build(cat: &Catalog, version: i64) -> OpenApi {
         .security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
     let security = SecurityRequirement::new("bearer", Vec::<String>::new());
     for obj in cat.objects() {
+        let obj = overlay.get(obj.name()).unwrap_or(obj);
         let name = pascal(obj.name());
         components = components.schema(name.clone(), schema(record_schema(cat, obj)));
         if obj.def.child {

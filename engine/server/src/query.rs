@@ -35,8 +35,27 @@ static SYSTEM: LazyLock<Vec<FieldDef>> = LazyLock::new(|| {
 
 fn field<'a>(obj: &'a Object, name: &str) -> Option<&'a FieldDef> {
     obj.field(name)
-        .filter(|f| f.has_column())
+        .filter(|f| f.is_stored())
         .or_else(|| SYSTEM.iter().find(|f| f.name == name))
+}
+
+/// The SQL expression of a stored field: its column, or for a tenant's custom field its
+/// value in the `custom` JSONB column, cast to the field's type.
+pub fn column_expr(f: &FieldDef) -> String {
+    if !f.custom {
+        return ident(&f.name);
+    }
+    // Custom field names are checked identifiers ([a-z0-9_]), safe in a literal.
+    let text = format!("(custom->>'{}')", f.name);
+    match sqlvalue::storage(f) {
+        FieldType::Integer => format!("({text}::bigint)"),
+        FieldType::Decimal | FieldType::Money | FieldType::Percent => format!("({text}::numeric)"),
+        FieldType::Boolean => format!("({text}::boolean)"),
+        FieldType::Date => format!("({text}::date)"),
+        FieldType::Datetime => format!("({text}::timestamptz)"),
+        FieldType::MultiPicklist | FieldType::Json => format!("(custom->'{}')", f.name),
+        _ => text,
+    }
 }
 
 fn bad(param: &str, value: &str, message: impl Into<String>) -> ApiError {
@@ -208,7 +227,18 @@ impl ListQuery {
                 format!("`{}` has no filterable field `{name}`", obj.name()),
             )
         })?;
-        let col = ident(name);
+        let col = column_expr(f);
+        if f.custom
+            && matches!(f.kind, FieldType::MultiPicklist | FieldType::Json)
+            && !(f.kind == FieldType::MultiPicklist && op == "contains")
+            && op != "is_null"
+        {
+            return Err(bad(
+                "filter",
+                spec,
+                format!("`{name}` supports contains and is_null"),
+            ));
+        }
         let value = value.unwrap_or_default();
         let scalar = |v: &str| sqlvalue::parse_scalar(f, v).map_err(|m| bad("filter", spec, m));
         let textual = f.kind.is_textual();
@@ -246,7 +276,11 @@ impl ListQuery {
             }
             "contains" if f.kind == FieldType::MultiPicklist => {
                 let p = self.param(Bind::TextArr(Some(value.split(',').map(String::from).collect())));
-                format!("{col} @> {p}")
+                if f.custom {
+                    format!("{col} ?& {p}")
+                } else {
+                    format!("{col} @> {p}")
+                }
             }
             "contains" | "starts_with" if textual => {
                 let pattern = if op == "contains" { format!("%{}%", escape_like(value)) } else { format!("{}%", escape_like(value)) };
@@ -314,7 +348,7 @@ impl ListQuery {
         let mut equal_so_far: Vec<String> = Vec::new();
         for (key, v) in self.sort.clone().iter().zip(values) {
             let f = field(obj, &key.field).ok_or_else(invalid)?.clone();
-            let col = ident(&key.field);
+            let col = column_expr(&f);
             if v.is_null() {
                 // Nothing sorts after NULL (NULLS LAST) but rows that tie on it.
                 equal_so_far.push(format!("{col} IS NULL"));
@@ -345,11 +379,10 @@ impl ListQuery {
             .sort
             .iter()
             .map(|k| {
-                format!(
-                    "{} {} NULLS LAST",
-                    ident(&k.field),
-                    if k.desc { "DESC" } else { "ASC" }
-                )
+                let col = field(obj, &k.field)
+                    .map(column_expr)
+                    .unwrap_or_else(|| ident(&k.field));
+                format!("{col} {} NULLS LAST", if k.desc { "DESC" } else { "ASC" })
             })
             .collect();
         order.push("id ASC".into());

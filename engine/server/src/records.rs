@@ -38,6 +38,8 @@ pub fn select_list(obj: &Object) -> String {
     .collect::<Vec<_>>();
     if obj.parent.is_some() {
         cols.push("parent_id".into());
+    } else {
+        cols.push("custom".into());
     }
     cols.extend(obj.columns().map(|f| ident(&f.name)));
     format!("/* {} */ {}", obj.shape, cols.join(", "))
@@ -50,6 +52,15 @@ pub fn row_to_record(obj: &Object, row: &PgRow) -> ApiResult<Record> {
     rec.insert("id".into(), json!(id.to_string()));
     for f in obj.columns() {
         rec.insert(f.name.clone(), sqlvalue::decode(row, &f.name, f)?);
+    }
+    if obj.custom_fields().next().is_some() {
+        let custom: sqlx::types::Json<Value> = row.try_get("custom")?;
+        for f in obj.custom_fields() {
+            rec.insert(
+                f.name.clone(),
+                custom.0.get(&f.name).cloned().unwrap_or(Value::Null),
+            );
+        }
     }
     if obj.parent.is_none() {
         rec.insert("version".into(), json!(row.try_get::<i64, _>("version")?));
@@ -199,6 +210,19 @@ async fn assign_numbers(
     Ok(())
 }
 
+/// The tenant's custom field values of `rec` that are set.
+fn custom_values(obj: &Object, rec: &Record) -> Value {
+    Value::Object(
+        obj.custom_fields()
+            .filter_map(|f| {
+                rec.get(&f.name)
+                    .filter(|v| !v.is_null())
+                    .map(|v| (f.name.clone(), v.clone()))
+            })
+            .collect(),
+    )
+}
+
 fn field_binds(obj: &Object, rec: &Record) -> ApiResult<Vec<(String, Bind)>> {
     obj.columns()
         .map(|f| {
@@ -221,7 +245,10 @@ pub async fn insert(
 ) -> ApiResult<Record> {
     let tenant = ctx.principal.tenant;
     assign_numbers(conn, obj, tenant, &mut rec).await?;
-    let binds = field_binds(obj, &rec)?;
+    let mut binds = field_binds(obj, &rec)?;
+    if obj.parent.is_none() {
+        binds.push(("custom".into(), Bind::Json(Some(custom_values(obj, &rec)))));
+    }
     let mut cols = vec![
         "id".to_string(),
         "tenant_id".into(),
@@ -382,12 +409,23 @@ pub async fn update(
     ctx: &WriteCtx<'_>,
 ) -> ApiResult<Record> {
     let tenant = ctx.principal.tenant;
-    let binds = field_binds(obj, &rec)?;
-    let sets: Vec<String> = binds
+    let mut binds = field_binds(obj, &rec)?;
+    let mut sets: Vec<String> = binds
         .iter()
         .enumerate()
         .map(|(i, (n, _))| format!("{} = ${}", ident(n), i + 4))
         .collect();
+    let names: Vec<String> = obj.custom_fields().map(|f| f.name.clone()).collect();
+    if !names.is_empty() {
+        // Replace this tenant's known custom fields; keep values of fields it dropped.
+        sets.push(format!(
+            "custom = (custom - ${}::text[]) || ${}",
+            binds.len() + 4,
+            binds.len() + 5
+        ));
+        binds.push((String::new(), Bind::TextList(names)));
+        binds.push((String::new(), Bind::Json(Some(custom_values(obj, &rec)))));
+    }
     let sql = format!(
         "UPDATE {} SET version = version + 1, updated_at = now(), updated_by = $3{}{} WHERE tenant_id = $1 AND id = $2 RETURNING {}",
         table(&obj.def),

@@ -491,3 +491,294 @@ async fn metadata_apply_dry_run_prints_the_plan_and_changes_nothing() {
     assert_eq!(t.app.meta().version, 2);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_tenant_custom_field_is_typed_filterable_and_invisible_to_other_tenants() {
+    let t = TestApp::new().await;
+    let other_process = TestApp::start(&shipped_metadata(), Some(&t.db_name))
+        .await
+        .expect("second process");
+    let (ta, tb) = (Uuid::new_v4(), Uuid::new_v4());
+    let a = t.token(ta, &["tenant_admin", "sales"]);
+    let b = t.token(tb, &["admin"]);
+    let a_viewer = t.token(ta, &["viewer"]);
+    let tf = format!("{META}/tenant/objects/customer/fields");
+    // Only tenant admins; names need the cf_ prefix; checked like any field.
+    assert_eq!(
+        t.send(
+            Method::POST,
+            &tf,
+            Some(&a_viewer),
+            Some(&json!({"name": "cf_region", "type": "text"})),
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    let r = t
+        .send(
+            Method::POST,
+            &tf,
+            Some(&a),
+            Some(&json!({"name": "region", "type": "text"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_definition")),
+        "{}",
+        r.body
+    );
+    let r = t
+        .send(
+            Method::POST,
+            &tf,
+            Some(&a),
+            Some(&json!({"name": "cf_rank", "type": "integr"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.body["details"][0]["field"], "$.type", "{}", r.body);
+    // A tenant admin may not change shared metadata.
+    let r = t
+        .send(
+            Method::POST,
+            &format!("{META}/objects/customer/fields"),
+            Some(&a),
+            Some(&json!({"name": "x", "type": "text"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let versions = version_count(&t).await;
+    let cols = columns(&t, "registry", "customer").await;
+    let r = t.send(Method::POST, &tf, Some(&a), Some(&json!({"name": "cf_rank", "type": "integer", "min": 1, "max": 10, "label": "Rank"})), &[]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = t
+        .send(
+            Method::POST,
+            &tf,
+            Some(&a),
+            Some(&json!({"name": "cf_code", "type": "text"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        version_count(&t).await,
+        versions,
+        "tenant fields make no shared version"
+    );
+    assert_eq!(
+        columns(&t, "registry", "customer").await,
+        cols,
+        "and run no DDL"
+    );
+    for (name, rank, code) in [("One", 3, "12"), ("Two", 1, "x7"), ("Three", 7, "300")] {
+        let r = t
+            .post(
+                &a,
+                "/api/v1/objects/customer/records",
+                &json!({"name": name, "cf_rank": rank, "cf_code": code}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(r.body["cf_rank"], rank);
+    }
+    let bad = t
+        .post(
+            &a,
+            "/api/v1/objects/customer/records",
+            &json!({"name": "Bad", "cf_rank": 11}),
+        )
+        .await;
+    assert_eq!(bad.body["details"][0]["field"], "cf_rank");
+    assert_eq!(bad.body["details"][0]["rule"], "maximum");
+    let list = t
+        .get(
+            &a,
+            "/api/v1/objects/customer/records?filter=cf_rank:gte:2&sort=-cf_rank",
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let names: Vec<&str> = list.body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Three", "One"], "{}", list.body);
+    // Paging on a custom field.
+    let page = t
+        .get(&a, "/api/v1/objects/customer/records?sort=cf_rank&limit=2")
+        .await;
+    let next = page.body["next_cursor"].as_str().expect("cursor");
+    let page2 = t
+        .get(
+            &a,
+            &format!("/api/v1/objects/customer/records?sort=cf_rank&limit=2&cursor={next}"),
+        )
+        .await;
+    assert_eq!(page2.body["data"][0]["name"], "Three", "{}", page2.body);
+    // Tenant B sees none of it: records, writes, OpenAPI.
+    let rb = t
+        .post(
+            &b,
+            "/api/v1/objects/customer/records",
+            &json!({"name": "B", "cf_rank": 2}),
+        )
+        .await;
+    assert_eq!(
+        rb.body["details"][0]["rule"], "unknown_field",
+        "{}",
+        rb.body
+    );
+    let rb = t
+        .post(
+            &b,
+            "/api/v1/objects/customer/records",
+            &json!({"name": "B"}),
+        )
+        .await;
+    assert!(rb.body.get("cf_rank").is_none());
+    let doc_b = t
+        .send(Method::GET, "/api/v1/openapi.json", Some(&b), None, &[])
+        .await;
+    assert!(
+        doc_b.body["components"]["schemas"]["Customer"]["properties"]
+            .get("cf_rank")
+            .is_none()
+    );
+    let doc_a = t
+        .send(Method::GET, "/api/v1/openapi.json", Some(&a), None, &[])
+        .await;
+    assert!(
+        doc_a.body["components"]["schemas"]["Customer"]["properties"]
+            .get("cf_rank")
+            .is_some()
+    );
+    let public = t
+        .send(Method::GET, "/api/v1/openapi.json", None, None, &[])
+        .await;
+    assert!(
+        public.body["components"]["schemas"]["Customer"]["properties"]
+            .get("cf_rank")
+            .is_none()
+    );
+    // The other process serves it within a second.
+    let start = Instant::now();
+    loop {
+        let r = other_process
+            .get(&a, "/api/v1/objects/customer/records?filter=cf_rank:eq:3")
+            .await;
+        if r.status == StatusCode::OK && r.body["data"].as_array().map(Vec::len) == Some(1) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "not seen by the other process: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Changing the type converts values, or is refused with the rows that do not fit.
+    let f = |n: &str| format!("{tf}/{n}");
+    let r = t
+        .send(
+            Method::PATCH,
+            &f("cf_code"),
+            Some(&a),
+            Some(&json!({"type": "integer"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["details"][0]["value"]["count"], 1);
+    assert_eq!(r.body["details"][0]["value"]["samples"][0]["value"], "x7");
+    let r = t
+        .send(
+            Method::PATCH,
+            &f("cf_rank"),
+            Some(&a),
+            Some(&json!({"type": "decimal", "scale": 1, "name": "cf_score"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let list = t
+        .get(
+            &a,
+            "/api/v1/objects/customer/records?sort=cf_score&filter=cf_score:gt:2.5",
+        )
+        .await;
+    let scores: Vec<&str> = list.body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|c| c["cf_score"].as_str())
+        .collect();
+    assert_eq!(scores, ["3.0", "7.0"], "{}", list.body);
+    // Removing needs the flag; the values stay and return with the field.
+    assert_eq!(
+        t.send(Method::DELETE, &f("cf_code"), Some(&a), None, &[])
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        t.send(
+            Method::DELETE,
+            &format!("{}?allow_destructive=true", f("cf_code")),
+            Some(&a),
+            None,
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let one = t
+        .get(&a, "/api/v1/objects/customer/records?filter=name:eq:One")
+        .await;
+    assert!(one.body["data"][0].get("cf_code").is_none());
+    let id = one.body["data"][0]["id"].as_str().expect("id").to_string();
+    let r = t
+        .patch(
+            &a,
+            &format!("/api/v1/objects/customer/records/{id}"),
+            &json!({"notes": "kept"}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        t.send(
+            Method::POST,
+            &tf,
+            Some(&a),
+            Some(&json!({"name": "cf_code", "type": "text"})),
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    let back = t
+        .get(&a, &format!("/api/v1/objects/customer/records/{id}"))
+        .await;
+    assert_eq!(back.body["cf_code"], "12", "{}", back.body);
+    let listed = t.get(&a, &format!("{META}/tenant/fields")).await;
+    assert_eq!(
+        listed.body["objects"]["customer"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        t.get(&b, &format!("{META}/tenant/fields")).await.body["objects"],
+        json!({})
+    );
+    other_process.app.db.app.close().await;
+    other_process.app.db.admin.close().await;
+    t.cleanup().await;
+}
