@@ -68,6 +68,20 @@ fn index_sql(def: &ObjectDef, f: &FieldDef) -> Vec<String> {
     out
 }
 
+/// Index statements for a column of an existing table: plain indexes are deferred and
+/// built concurrently; unique constraints stay in the transaction (they are checked
+/// against existing rows first).
+fn online_index_sql(def: &ObjectDef, f: &FieldDef) -> (Vec<String>, Vec<String>) {
+    let (mut now, mut later) = (Vec::new(), Vec::new());
+    for s in index_sql(def, f) {
+        match s.strip_prefix("CREATE INDEX ") {
+            Some(rest) => later.push(format!("CREATE INDEX CONCURRENTLY IF NOT EXISTS {rest}")),
+            None => now.push(s),
+        }
+    }
+    (now, later)
+}
+
 fn fk_sql(def: &ObjectDef, f: &FieldDef, defs: &BTreeMap<&str, &ObjectDef>) -> Option<String> {
     let target = defs.get(f.target.as_deref()?)?;
     let on_delete = match f.on_delete.unwrap_or_default() {
@@ -176,6 +190,10 @@ pub struct Change {
     /// Set when the change cannot be made at all (e.g. an unsupported type change).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// Run after the transaction commits, without blocking writes: indexes on existing
+    /// tables are built CONCURRENTLY, new foreign keys validated.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<String>,
 }
 
 impl Change {
@@ -187,6 +205,7 @@ impl Change {
             sql,
             checks: Vec::new(),
             refused: None,
+            deferred: Vec::new(),
         }
     }
 }
@@ -354,21 +373,29 @@ fn field_changes(
                     "ALTER TABLE {t} ADD COLUMN {}",
                     column_def(f, false)
                 )];
-                sql.extend(index_sql(new, f));
-                changes.push(Change::new(
+                let (now, later) = online_index_sql(new, f);
+                sql.extend(now);
+                let mut c = Change::new(
                     &new.name,
                     format!("add column {}.{}", new.name, f.name),
                     false,
                     sql,
-                ));
+                );
+                c.deferred = later;
+                changes.push(c);
                 if f.kind == FieldType::Reference {
+                    // The new column is empty: nothing to validate while holding the lock.
                     fks.extend(fk_sql(new, f, defs).map(|sql| {
-                        Change::new(
+                        let name = ident(&format!("{}_{}_fkey", new.name, f.name));
+                        let mut c = Change::new(
                             &new.name,
                             format!("reference {}.{}", new.name, f.name),
                             false,
-                            vec![sql],
-                        )
+                            vec![format!("{sql} NOT VALID")],
+                        );
+                        c.deferred
+                            .push(format!("ALTER TABLE {t} VALIDATE CONSTRAINT {name}"));
+                        c
                     }));
                 }
             }
@@ -536,7 +563,9 @@ fn field_changes(
                         ident(&new.service),
                         ident(&format!("{}_{}_idx", new.name, f.name))
                     ));
-                    c.sql.extend(index_sql(new, f));
+                    let (now, later) = online_index_sql(new, f);
+                    c.sql.extend(now);
+                    c.deferred.extend(later);
                 }
                 if !c.sql.is_empty() || !c.checks.is_empty() || c.refused.is_some() {
                     changes.push(c);

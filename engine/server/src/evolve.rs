@@ -221,6 +221,31 @@ pub fn diff_defs(old: &[ObjectDef], new: &[ObjectDef]) -> Value {
     json!({"objects_added": added, "objects_removed": removed, "objects_changed": changed})
 }
 
+/// Builds indexes concurrently and validates new foreign keys, after the version is
+/// committed, so writes to a large table are not blocked meanwhile. A failed index build
+/// leaves an invalid index, which is dropped; the failure is logged (the field works,
+/// only slower).
+async fn run_deferred(pool: &PgPool, changes: &[Change]) {
+    for s in changes.iter().flat_map(|c| c.deferred.iter()) {
+        if let Err(e) = pool.execute(s.as_str()).await {
+            tracing::error!(statement = %s, error = %e, "deferred schema statement failed");
+            if let Some(name) = s
+                .strip_prefix("CREATE INDEX CONCURRENTLY IF NOT EXISTS ")
+                .and_then(|r| r.split(" ON ").next())
+            {
+                let schema = s
+                    .split(" ON ")
+                    .nth(1)
+                    .and_then(|t| t.split('.').next())
+                    .unwrap_or("public");
+                let _ = pool
+                    .execute(format!("DROP INDEX CONCURRENTLY IF EXISTS {schema}.{name}").as_str())
+                    .await;
+            }
+        }
+    }
+}
+
 /// Brings the tables to `catalog` and records a new version when anything changed.
 pub async fn apply(
     pool: &PgPool,
@@ -335,6 +360,15 @@ pub async fn apply(
         .iter()
         .flat_map(|c| c.sql.iter().map(|s| format!("{s};")))
         .collect();
+    // Statements run after commit are part of the plan and of the stored DDL.
+    let ddl: Vec<String> = ddl
+        .into_iter()
+        .chain(
+            changes
+                .iter()
+                .flat_map(|c| c.deferred.iter().map(|s| format!("{s}; -- after commit"))),
+        )
+        .collect();
     if opts.dry_run {
         tx.rollback().await?;
         return Ok(Outcome {
@@ -373,6 +407,7 @@ pub async fn apply(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    run_deferred(pool, &changes).await;
     Ok(Outcome {
         version,
         previous_version: prev,
