@@ -22,9 +22,39 @@ pub fn shipped_metadata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../metadata")
 }
 
+/// A temporary folder, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A copy of the shipped metadata plus `extra` object files, in a temporary folder.
-pub fn metadata_with(extra: &[(&str, Value)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("platform-meta-{}", Uuid::new_v4().simple()));
+pub fn metadata_with(extra: &[(&str, Value)]) -> TempDir {
+    let dir = TempDir::new("platform-meta");
     std::fs::create_dir_all(dir.join("objects")).expect("temp dir");
     for e in std::fs::read_dir(shipped_metadata().join("objects")).expect("metadata") {
         let p = e.expect("entry").path();

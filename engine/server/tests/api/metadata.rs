@@ -470,7 +470,7 @@ async fn metadata_apply_dry_run_prints_the_plan_and_changes_nothing() {
         .await
         .contains(&"weight_kg".to_string()));
     // Export writes the same format back.
-    let export = std::env::temp_dir().join(format!("platform-export-{}", Uuid::new_v4().simple()));
+    let export = TempDir::new("platform-export");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_platform"))
         .args(["metadata", "export"])
         .arg(&export)
