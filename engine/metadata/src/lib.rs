@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod check;
 pub mod example;
 pub mod expr;
+pub mod form;
 pub mod model;
 pub mod validate;
 pub mod values;

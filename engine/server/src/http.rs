@@ -34,6 +34,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/objects/{object}/records/{id}",
             get(read).patch(patch).put(put).delete(remove),
         )
+        .route("/objects/{object}/form-schema", get(form_schema))
+        .route("/objects/{object}/list-schema", get(list_schema))
         .route("/openapi.json", get(openapi))
         .merge(crate::metadata_api::routes());
     let swagger: Router<Arc<App>> = utoipa_swagger_ui::SwaggerUi::new("/api/docs")
@@ -188,6 +190,32 @@ fn resolve(
         )));
     }
     Ok(obj)
+}
+
+/// What a front end needs to render the object's form for the caller.
+async fn form_schema(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    Path(object): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let meta = app.meta();
+    let obj = &resolve(&app, &meta, &object, &p, Action::Read)?;
+    let mut v = platform_metadata::form::form_schema(&meta.catalog, obj, &p.roles);
+    v["metadata_version"] = json!(meta.version);
+    Ok(Json(v))
+}
+
+/// What a front end needs to render the object's list for the caller.
+async fn list_schema(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    Path(object): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let meta = app.meta();
+    let obj = &resolve(&app, &meta, &object, &p, Action::Read)?;
+    let mut v = platform_metadata::form::list_schema(&meta.catalog, obj, &p.roles);
+    v["metadata_version"] = json!(meta.version);
+    Ok(Json(v))
 }
 
 fn parse_id(id: &str) -> ApiResult<Uuid> {
