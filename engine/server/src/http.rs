@@ -34,6 +34,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/objects/{object}/records/{id}",
             get(read).patch(patch).put(put).delete(remove),
         )
+        .route("/objects/{object}/records/{id}/history", get(history))
         .route("/objects/{object}/form-schema", get(form_schema))
         .route("/objects/{object}/list-schema", get(list_schema))
         .route("/openapi.json", get(openapi))
@@ -190,6 +191,102 @@ fn resolve(
         )));
     }
     Ok(obj)
+}
+
+/// A record's audit events, newest first, paged with `limit` and `cursor`. Works for
+/// deleted records too.
+async fn history(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    Path((object, id)): Path<(String, String)>,
+    Q(pairs): Q<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
+    let meta = app.meta();
+    let obj = &resolve(&app, &meta, &object, &p, Action::Read)?;
+    let id = parse_id(&id)?;
+    let mut limit = 50i64;
+    let mut cursor: Option<(chrono::DateTime<chrono::Utc>, Uuid)> = None;
+    for (k, v) in &pairs {
+        let bad =
+            |m: &str| {
+                ApiError::bad_request("invalid_query", m.to_string())
+                    .with_details(vec![Issue::new(k.clone(), "query", m, json!(v))])
+            };
+        match k.as_str() {
+            "limit" => {
+                limit = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=200).contains(n))
+                    .ok_or_else(|| bad("must be an integer from 1 to 200"))?
+            }
+            "cursor" => {
+                let (t, i) = v
+                    .split_once('_')
+                    .ok_or_else(|| bad("not a cursor of this history"))?;
+                let t = chrono::DateTime::parse_from_rfc3339(t)
+                    .map_err(|_| bad("not a cursor of this history"))?
+                    .with_timezone(&chrono::Utc);
+                cursor = Some((
+                    t,
+                    Uuid::parse_str(i).map_err(|_| bad("not a cursor of this history"))?,
+                ));
+            }
+            _ => return Err(bad("unknown query parameter (use limit, cursor)")),
+        }
+    }
+    let mut tx = tenant_tx(&app.db.app, p.tenant).await?;
+    type Row = (
+        Uuid,
+        String,
+        i64,
+        String,
+        Vec<String>,
+        Option<String>,
+        Option<String>,
+        i64,
+        Value,
+        chrono::DateTime<chrono::Utc>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, action, record_version, actor, roles, request_id, correlation_id, metadata_version, changes, occurred_at
+         FROM engine.audit_events
+         WHERE tenant_id = $1 AND object = $2 AND record_id = $3 AND ($4::timestamptz IS NULL OR (occurred_at, id) < ($4, $5))
+         ORDER BY occurred_at DESC, id DESC LIMIT $6",
+    )
+    .bind(p.tenant)
+    .bind(obj.name())
+    .bind(id)
+    .bind(cursor.map(|c| c.0))
+    .bind(cursor.map(|c| c.1).unwrap_or_default())
+    .bind(limit + 1)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let has_more = rows.len() as i64 > limit;
+    let data: Vec<Value> = rows
+        .iter()
+        .take(limit as usize)
+        .map(|(eid, action, version, actor, roles, req, corr, mv, changes, at)| {
+            json!({"id": eid, "action": action, "record_version": version, "actor": {"user": actor, "roles": roles},
+                   "request_id": req, "correlation_id": corr, "metadata_version": mv, "changes": changes,
+                   "occurred_at": platform_metadata::values::format_datetime(*at)})
+        })
+        .collect();
+    let next = if has_more {
+        rows.get(limit as usize - 1).map(|r| {
+            format!(
+                "{}_{}",
+                platform_metadata::values::format_datetime(r.9),
+                r.0
+            )
+        })
+    } else {
+        None
+    };
+    Ok(Json(
+        json!({"data": data, "next_cursor": next, "has_more": has_more, "limit": limit}),
+    ))
 }
 
 /// What a front end needs to render the object's form for the caller.

@@ -553,3 +553,60 @@ async fn deleting_a_referenced_record_is_a_conflict_and_audit_rows_follow_every_
     );
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn history_lists_every_change_newest_first_with_field_level_diffs() {
+    let t = TestApp::new().await;
+    let token = t.token(Uuid::new_v4(), &["admin"]);
+    let other = t.token(Uuid::new_v4(), &["admin"]);
+    let id = customer(&t, &token, "Historic").await;
+    let path = format!("/api/v1/objects/customer/records/{id}");
+    t.patch(&token, &path, &json!({"notes": "one"}), &[]).await;
+    t.patch(
+        &token,
+        &path,
+        &json!({"notes": "two", "addresses": [{"street": "S 1", "city": "Split"}]}),
+        &[("x-correlation-id", "corr-7")],
+    )
+    .await;
+    assert_eq!(
+        t.send(Method::DELETE, &path, Some(&token), None, &[])
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let h = t.get(&token, &format!("{path}/history?limit=2")).await;
+    assert_eq!(h.status, StatusCode::OK, "{}", h.body);
+    let actions: Vec<&str> = h.body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["deleted", "updated"]);
+    let upd = &h.body["data"][1];
+    assert_eq!(
+        upd["changes"]["notes"],
+        json!({"before": "one", "after": "two"})
+    );
+    assert_eq!(upd["changes"]["addresses"]["after"][0]["city"], "Split");
+    assert_eq!(upd["correlation_id"], "corr-7");
+    assert_eq!(upd["record_version"], 3);
+    let next = h.body["next_cursor"].as_str().expect("cursor");
+    let h2 = t
+        .get(&token, &format!("{path}/history?limit=2&cursor={next}"))
+        .await;
+    let actions: Vec<&str> = h2.body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["updated", "created"], "{}", h2.body);
+    assert_eq!(h2.body["has_more"], false);
+    assert_eq!(
+        t.get(&other, &format!("{path}/history")).await.body["data"],
+        json!([])
+    );
+    t.cleanup().await;
+}
