@@ -7,7 +7,9 @@
 -- several databases (tests) share it; creating it twice is not an error.
 DO $$
 BEGIN
-    CREATE ROLE platform_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'platform_app') THEN
+        CREATE ROLE platform_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+    END IF;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN
     NULL;
 END
@@ -103,7 +105,6 @@ DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['idempotency_keys', 'sequences', 'audit_events', 'outbox'] LOOP
         EXECUTE format('ALTER TABLE engine.%I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE engine.%I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format($p$CREATE POLICY tenant_isolation ON engine.%I
             USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
             WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)$p$, t);

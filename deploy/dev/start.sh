@@ -8,4 +8,4 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/platform
 export JWT_SECRET="${JWT_SECRET:-dev-only-secret-change-me}"
 export RUST_LOG="${RUST_LOG:-info}"
 cargo build --release --bin platform
-exec target/release/platform serve --addr "${ADDR:-127.0.0.1:3010}" --metadata metadata --demo
+exec target/release/platform serve --addr "${PLATFORM_ADDR:-${ADDR:-127.0.0.1:3010}}" --metadata metadata --demo

@@ -415,6 +415,14 @@ fn check_object(
             }
         }
     }
+    if def.child && !def.hooks.is_empty() {
+        errors.push(err(
+            file,
+            "$.hooks",
+            "attribute_not_allowed",
+            "hooks run on the object being written; declare them on the parent of these lines",
+        ));
+    }
     for (i, h) in def.hooks.iter().enumerate() {
         if !plugins.contains(&h.plugin) {
             errors.push(err(

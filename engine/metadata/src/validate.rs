@@ -275,6 +275,13 @@ fn build(
         if let Some(id) = input.get("id") {
             rec.insert("id".into(), id.clone());
         }
+    } else if let Some(e) = existing {
+        // Rules and formulas may read the system fields of an existing record.
+        for s in SYSTEM_FIELDS {
+            if let Some(v) = e.get(*s) {
+                rec.insert(s.to_string(), v.clone());
+            }
+        }
     }
     for f in &obj.def.fields {
         let path = join(prefix, &f.name);
@@ -327,11 +334,14 @@ fn build(
                 .and_then(|e| e.get(&f.name))
                 .cloned()
                 .unwrap_or(Value::Null),
+            (None, WriteMode::Create) if f.read_only => {
+                default_value(cat, obj, f, input, &path, issues)
+            }
             (None, _) if !f.is_writable() => existing
                 .and_then(|e| e.get(&f.name))
                 .cloned()
                 .unwrap_or(Value::Null),
-            (None, _) => default_value(obj, f, input, &path, issues),
+            (None, _) => default_value(cat, obj, f, input, &path, issues),
         };
         rec.insert(f.name.clone(), value);
     }
@@ -339,6 +349,7 @@ fn build(
 }
 
 fn default_value(
+    cat: &Catalog,
     obj: &Object,
     f: &crate::model::FieldDef,
     input: &Map<String, Value>,
@@ -352,7 +363,7 @@ fn default_value(
             let Some(&idx) = obj.default_exprs.get(&f.name) else {
                 return Value::Null;
             };
-            let ctx = expr_context(obj, input);
+            let ctx = expr_context(cat, obj, input);
             match obj.exprs.eval(idx, &ctx) {
                 Ok(v) if v.is_undefined() || v.is_none() => Value::Null,
                 Ok(v) => {
@@ -405,8 +416,9 @@ fn finish(cat: &Catalog, obj: &Object, rec: &mut Record, prefix: &str, issues: &
         }
     }
     if !obj.formula_exprs.is_empty() {
-        let ctx = expr_context(obj, rec);
         for &(fi, ei) in &obj.formula_exprs {
+            // Formulas run in definition order and see the ones before them.
+            let ctx = expr_context(cat, obj, rec);
             let f = &obj.def.fields[fi];
             let v = match obj.exprs.eval(ei, &ctx) {
                 Ok(v) if v.is_undefined() || v.is_none() => Value::Null,
@@ -442,7 +454,7 @@ fn finish(cat: &Catalog, obj: &Object, rec: &mut Record, prefix: &str, issues: &
         }
     }
     if !obj.def.rules.is_empty() {
-        let ctx = expr_context(obj, rec);
+        let ctx = expr_context(cat, obj, rec);
         for (i, r) in obj.def.rules.iter().enumerate() {
             let ok = match obj.exprs.eval(i, &ctx) {
                 Ok(v) => v.is_true(),
@@ -468,14 +480,32 @@ fn finish(cat: &Catalog, obj: &Object, rec: &mut Record, prefix: &str, issues: &
 
 /// The values an expression sees: the record's fields, decimals as numbers, lines as
 /// lists of their own contexts.
-pub fn expr_context(obj: &Object, rec: &Map<String, Value>) -> minijinja::Value {
-    fn convert(obj: &Object, rec: &Map<String, Value>) -> Value {
+pub fn expr_context(cat: &Catalog, obj: &Object, rec: &Map<String, Value>) -> minijinja::Value {
+    fn convert(cat: &Catalog, obj: &Object, rec: &Map<String, Value>) -> Value {
         let mut out = Map::new();
+        for s in SYSTEM_FIELDS {
+            out.insert(s.to_string(), rec.get(*s).cloned().unwrap_or(Value::Null));
+        }
         for f in &obj.def.fields {
             let v = rec.get(&f.name).cloned().unwrap_or(Value::Null);
-            let v = match (f.kind.is_decimal(), &v) {
-                (true, Value::String(s)) => {
+            let v = match (&v, f.kind) {
+                (Value::String(s), k) if k.is_decimal() => {
                     s.parse::<f64>().map(Value::from).unwrap_or(Value::Null)
+                }
+                (Value::Array(lines), FieldType::Children) => {
+                    match f.object.as_deref().and_then(|c| cat.get(c)) {
+                        Some(child) => Value::Array(
+                            lines
+                                .iter()
+                                .map(|l| {
+                                    l.as_object()
+                                        .map(|m| convert(cat, child, m))
+                                        .unwrap_or(Value::Null)
+                                })
+                                .collect(),
+                        ),
+                        None => v,
+                    }
                 }
                 _ => v,
             };
@@ -483,5 +513,5 @@ pub fn expr_context(obj: &Object, rec: &Map<String, Value>) -> minijinja::Value 
         }
         Value::Object(out)
     }
-    minijinja::Value::from_serialize(convert(obj, rec))
+    minijinja::Value::from_serialize(convert(cat, obj, rec))
 }

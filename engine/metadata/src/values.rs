@@ -205,10 +205,38 @@ pub fn normalize(f: &FieldDef, path: &str, v: &Value) -> Result<Value, Issue> {
         FieldType::Datetime => {
             let s = v.as_str().unwrap_or_default();
             let d = chrono::DateTime::parse_from_rfc3339(s)
-                .map_err(|_| bad("format", "must be an RFC 3339 date and time".into()))?;
-            Ok(Value::String(format_datetime(
-                d.with_timezone(&chrono::Utc),
-            )))
+                .map_err(|_| bad("format", "must be an RFC 3339 date and time".into()))?
+                .with_timezone(&chrono::Utc);
+            // Bounds are datetimes, or dates meaning midnight UTC.
+            let limit = |l: &Option<Value>| {
+                let s = l.as_ref()?.as_str()?;
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .map(|d| d.with_timezone(&chrono::Utc))
+                    .ok()
+                    .or_else(|| {
+                        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                            .ok()?
+                            .and_hms_opt(0, 0, 0)
+                            .map(|n| n.and_utc())
+                    })
+            };
+            if let Some(min) = limit(&f.min) {
+                if d < min {
+                    return Err(bad(
+                        "minimum",
+                        format!("must be at or after {}", format_datetime(min)),
+                    ));
+                }
+            }
+            if let Some(max) = limit(&f.max) {
+                if d > max {
+                    return Err(bad(
+                        "maximum",
+                        format!("must be at or before {}", format_datetime(max)),
+                    ));
+                }
+            }
+            Ok(Value::String(format_datetime(d)))
         }
         FieldType::Reference => Ok(Value::String(
             v.as_str().unwrap_or_default().to_ascii_lowercase(),

@@ -264,7 +264,9 @@ async fn watch(app: std::sync::Weak<App>, url: String) {
             None
         }
     };
+    let mut ticks: u64 = 0;
     loop {
+        ticks += 1;
         match listener.as_mut() {
             Some(l) => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), l.recv()).await;
@@ -280,6 +282,15 @@ async fn watch(app: std::sync::Weak<App>, url: String) {
         }
         if let Err(e) = app.refresh_tenant_fields().await {
             tracing::warn!(error = %e, "cannot load tenants' custom fields");
+        }
+        // Idempotency keys are kept for 24 hours; sweep hourly (any process may).
+        if ticks % 3600 == 1 {
+            if let Err(e) = sqlx::query("DELETE FROM engine.idempotency_keys WHERE created_at < now() - interval '24 hours'")
+                .execute(&app.db.admin)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot sweep old idempotency keys");
+            }
         }
     }
 }

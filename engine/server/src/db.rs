@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Executor, PgPool, Postgres, Transaction};
+use sqlx::{ConnectOptions, Connection, Executor, PgPool, Postgres, Transaction};
 use std::str::FromStr;
 use uuid::Uuid;
 
@@ -22,6 +22,15 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
     let opts =
         PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
     let name = opts.get_database().unwrap_or("postgres").to_string();
+    // Usually it exists: connect to it and be done.
+    match opts.clone().connect().await {
+        Ok(c) => {
+            let _ = c.close().await;
+            return Ok(());
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {}
+        Err(e) => return Err(e).context("cannot connect to the database"),
+    }
     let mut conn = opts
         .clone()
         .database("postgres")

@@ -10,6 +10,22 @@ use platform_metadata::{Catalog, FieldDef, FieldType, ObjectDef, OnDelete};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// The name of a constraint or index of `object`'s table: `<object>_<field>_<suffix>`,
+/// shortened with a hash when longer than PostgreSQL's 63 bytes (which it would cut).
+pub fn constraint_name(object: &str, field: &str, suffix: &str) -> String {
+    let name = format!("{object}_{field}_{suffix}");
+    if name.len() <= 63 {
+        return name;
+    }
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    format!(
+        "{}_{}_{suffix}",
+        &name[..63 - suffix.len() - 10],
+        &hash[..8]
+    )
+}
+
 pub fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -55,13 +71,13 @@ fn index_sql(def: &ObjectDef, f: &FieldDef) -> Vec<String> {
     if f.unique {
         out.push(format!(
             "ALTER TABLE {t} ADD CONSTRAINT {} UNIQUE (tenant_id, {})",
-            ident(&format!("{}_{}_key", def.name, f.name)),
+            ident(&constraint_name(&def.name, &f.name, "key")),
             ident(&f.name)
         ));
     } else if f.indexed || f.kind == FieldType::Reference {
         out.push(format!(
             "CREATE INDEX {} ON {t} (tenant_id, {})",
-            ident(&format!("{}_{}_idx", def.name, f.name)),
+            ident(&constraint_name(&def.name, &f.name, "idx")),
             ident(&f.name)
         ));
     }
@@ -93,7 +109,7 @@ fn fk_sql(def: &ObjectDef, f: &FieldDef, defs: &BTreeMap<&str, &ObjectDef>) -> O
     Some(format!(
         "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY (tenant_id, {}) REFERENCES {} (tenant_id, id) ON DELETE {on_delete}",
         table(def),
-        ident(&format!("{}_{}_fkey", def.name, f.name)),
+        ident(&constraint_name(&def.name, &f.name, "fkey")),
         ident(&f.name),
         table(target)
     ))
@@ -102,7 +118,7 @@ fn fk_sql(def: &ObjectDef, f: &FieldDef, defs: &BTreeMap<&str, &ObjectDef>) -> O
 fn create_table_sql(def: &ObjectDef, parent: Option<&ObjectDef>) -> Vec<String> {
     let t = table(def);
     let mut cols = vec![
-        "id uuid PRIMARY KEY".to_string(),
+        "id uuid NOT NULL".to_string(),
         "tenant_id uuid NOT NULL".into(),
         "version bigint NOT NULL DEFAULT 1".into(),
         "created_at timestamptz NOT NULL DEFAULT now()".into(),
@@ -123,32 +139,33 @@ fn create_table_sql(def: &ObjectDef, parent: Option<&ObjectDef>) -> Vec<String> 
             .filter(|f| f.has_column())
             .map(|f| column_def(f, true)),
     );
+    // The key is (tenant_id, id): ids are per tenant, so a client-chosen id never
+    // collides with (or reveals) another tenant's record.
     cols.push(format!(
-        "CONSTRAINT {} UNIQUE (tenant_id, id)",
-        ident(&format!("{}_tenant_id_key", def.name))
+        "CONSTRAINT {} PRIMARY KEY (tenant_id, id)",
+        ident(&constraint_name(&def.name, "tenant", "pkey"))
     ));
     let mut out = vec![
         format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&def.service)),
         format!("GRANT USAGE ON SCHEMA {} TO platform_app", ident(&def.service)),
         format!("CREATE TABLE {t} (\n    {}\n)", cols.join(",\n    ")),
         format!("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY"),
-        format!("ALTER TABLE {t} FORCE ROW LEVEL SECURITY"),
         format!(
             "CREATE POLICY tenant_isolation ON {t} USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid) WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)"
         ),
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO platform_app"),
         // The default list order and keyset pagination.
-        format!("CREATE INDEX {} ON {t} (tenant_id, created_at, id)", ident(&format!("{}_created_idx", def.name))),
+        format!("CREATE INDEX {} ON {t} (tenant_id, created_at, id)", ident(&constraint_name(&def.name, "created", "idx"))),
     ];
     if let Some(p) = parent {
         out.push(format!(
             "ALTER TABLE {t} ADD CONSTRAINT {} FOREIGN KEY (tenant_id, parent_id) REFERENCES {} (tenant_id, id) ON DELETE CASCADE",
-            ident(&format!("{}_parent_fkey", def.name)),
+            ident(&constraint_name(&def.name, "parent", "fkey")),
             table(p)
         ));
         out.push(format!(
             "CREATE INDEX {} ON {t} (parent_id, position)",
-            ident(&format!("{}_parent_idx", def.name))
+            ident(&constraint_name(&def.name, "parent", "idx"))
         ));
     }
     for f in def.fields.iter().filter(|f| f.has_column()) {
@@ -334,7 +351,7 @@ fn conversion(old: &FieldDef, new: &FieldDef, c: &str) -> Option<(String, Option
         ("bigint", "boolean") => (format!("{c} <> 0"), None),
         ("text", "date") => (format!("{c}::date"), Some(format!("{c} !~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$'"))),
         ("timestamptz", "date") => (format!("({c} AT TIME ZONE 'UTC')::date"), None),
-        ("date", "timestamptz") => (format!("{c}::timestamptz"), None),
+        ("date", "timestamptz") => (format!("({c}::timestamp AT TIME ZONE 'UTC')"), None),
         ("text", "timestamptz") => (
             format!("{c}::timestamptz"),
             Some(format!("{c} !~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}([T ][0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}}(\\.[0-9]+)?)?(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)?)?$'")),
@@ -386,7 +403,7 @@ fn field_changes(
                 if f.kind == FieldType::Reference {
                     // The new column is empty: nothing to validate while holding the lock.
                     fks.extend(fk_sql(new, f, defs).map(|sql| {
-                        let name = ident(&format!("{}_{}_fkey", new.name, f.name));
+                        let name = ident(&constraint_name(&new.name, &f.name, "fkey"));
                         let mut c = Change::new(
                             &new.name,
                             format!("reference {}.{}", new.name, f.name),
@@ -420,8 +437,8 @@ fn field_changes(
                         ident(&f.name)
                     ));
                     for (suffix, is_constraint) in [("key", true), ("idx", false), ("fkey", true)] {
-                        let from = ident(&format!("{}_{old_name}_{suffix}", new.name));
-                        let to = ident(&format!("{}_{}_{suffix}", new.name, f.name));
+                        let from = ident(&constraint_name(&new.name, old_name, suffix));
+                        let to = ident(&constraint_name(&new.name, &f.name, suffix));
                         let exists = match suffix {
                             "key" => of.unique,
                             "idx" => !of.unique && (of.indexed || of.kind == FieldType::Reference),
@@ -556,12 +573,12 @@ fn field_changes(
                     }
                     c.sql.push(format!(
                         "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
-                        ident(&format!("{}_{}_key", new.name, f.name))
+                        ident(&constraint_name(&new.name, &f.name, "key"))
                     ));
                     c.sql.push(format!(
                         "DROP INDEX IF EXISTS {}.{}",
                         ident(&new.service),
-                        ident(&format!("{}_{}_idx", new.name, f.name))
+                        ident(&constraint_name(&new.name, &f.name, "idx"))
                     ));
                     let (now, later) = online_index_sql(new, f);
                     c.sql.extend(now);
@@ -587,11 +604,11 @@ fn field_changes(
                     ),
                     format!(
                         "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
-                        ident(&format!("{}_{}_key", new.name, of.name))
+                        ident(&constraint_name(&new.name, &of.name, "key"))
                     ),
                     format!(
                         "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
-                        ident(&format!("{}_{}_fkey", new.name, of.name))
+                        ident(&constraint_name(&new.name, &of.name, "fkey"))
                     ),
                     format!(
                         "ALTER TABLE {t} RENAME COLUMN {} TO {}",

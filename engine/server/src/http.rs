@@ -423,7 +423,10 @@ async fn create(
 ) -> ApiResult<Response> {
     let meta = app.meta();
     let obj = &resolve(&app, &meta, &object, &p, Action::Create)?;
-    let request_hash = hex::encode(Sha256::digest(format!("{object}\n{body}")));
+    let request_hash = hex::encode(Sha256::digest(format!(
+        "{object}\n{}",
+        canonical_json(&body)
+    )));
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
@@ -529,6 +532,26 @@ pub async fn create_in_tx(
     )
     .await?;
     Ok(stored)
+}
+
+/// JSON with object keys sorted, so two bodies that differ only in key order hash alike.
+fn canonical_json(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{}:{}", Value::String((*k).clone()), canonical_json(&m[*k])))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// `fields` and `expand` of a single-record read.
@@ -657,6 +680,12 @@ async fn list(
         .take(q.limit as usize)
         .map(|r| records::row_to_record(obj, r))
         .collect::<ApiResult<Vec<_>>>()?;
+    // The cursor holds the sort values as stored, before references are expanded.
+    let next = if has_more {
+        recs.last().map(|r| q.next_cursor(r))
+    } else {
+        None
+    };
     let children: Vec<String> = q
         .expand
         .iter()
@@ -676,11 +705,6 @@ async fn list(
     }
     expand(&app, &mut tx, &meta, obj, &p, &q, &mut recs).await?;
     tx.commit().await?;
-    let next = if has_more {
-        recs.last().map(|r| q.next_cursor(r))
-    } else {
-        None
-    };
     let data: Vec<Value> = recs
         .into_iter()
         .map(|r| Value::Object(select_fields(&q, r)))

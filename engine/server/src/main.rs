@@ -248,6 +248,29 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Ctrl-C or SIGTERM (what a container runtime sends): stop accepting, finish requests.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
 async fn serve(settings: Settings, addr: &str, demo: bool) -> anyhow::Result<()> {
     let app = App::start(&settings).await?;
     if demo {
@@ -265,9 +288,7 @@ async fn serve(settings: Settings, addr: &str, demo: bool) -> anyhow::Result<()>
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!("listening on http://{addr} (docs at /api/docs)");
     axum::serve(listener, platform::http::router(app))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())
 }

@@ -77,6 +77,8 @@ pub struct ListQuery {
     pub limit: i64,
     pub fields: Option<Vec<String>>,
     pub expand: Vec<String>,
+    /// The direction of the final tie-breaker, `id`.
+    pub id_desc: bool,
 }
 
 fn escape_like(s: &str) -> String {
@@ -200,7 +202,11 @@ impl ListQuery {
                     format!("`{name}` ({}) cannot be sorted on", f.kind.as_str()),
                 ));
             }
-            if name != "id" {
+            if name == "id" {
+                // id is always the last key; a direction for it sets the tie-breaker's.
+                q.id_desc = desc;
+                break;
+            } else {
                 q.sort.push(SortKey {
                     field: name.to_string(),
                     desc,
@@ -241,7 +247,15 @@ impl ListQuery {
         }
         let value = value.unwrap_or_default();
         let scalar = |v: &str| sqlvalue::parse_scalar(f, v).map_err(|m| bad("filter", spec, m));
-        let textual = f.kind.is_textual();
+        let textual = sqlvalue::storage(f).is_textual();
+        let listy = matches!(f.kind, FieldType::Json | FieldType::MultiPicklist);
+        if (op == "in" && listy) || (op == "between" && (listy || f.kind == FieldType::Boolean)) {
+            return Err(bad(
+                "filter",
+                spec,
+                format!("`{op}` does not apply to a {} field", f.kind.as_str()),
+            ));
+        }
         let cond = match op {
             "eq" | "ne" | "lt" | "lte" | "gt" | "gte" => {
                 if f.kind == FieldType::Json || (f.kind == FieldType::MultiPicklist && op != "eq" && op != "ne") {
@@ -308,11 +322,15 @@ impl ListQuery {
     }
 
     fn sort_spec(&self) -> String {
-        self.sort
+        let mut keys: Vec<String> = self
+            .sort
             .iter()
             .map(|k| format!("{}{}", if k.desc { "-" } else { "" }, k.field))
-            .collect::<Vec<_>>()
-            .join(",")
+            .collect();
+        if self.id_desc {
+            keys.push("-id".into());
+        }
+        keys.join(",")
     }
 
     fn add_cursor(&mut self, obj: &Object, cursor: &str) -> ApiResult<()> {
@@ -367,7 +385,7 @@ impl ListQuery {
         }
         let p = self.param(Bind::Uuid(Some(last_id)));
         let mut term = equal_so_far;
-        term.push(format!("id > {p}"));
+        term.push(format!("id {} {p}", if self.id_desc { "<" } else { ">" }));
         ors.push(format!("({})", term.join(" AND ")));
         self.conditions.push(format!("({})", ors.join(" OR ")));
         Ok(())
@@ -385,7 +403,7 @@ impl ListQuery {
                 format!("{col} {} NULLS LAST", if k.desc { "DESC" } else { "ASC" })
             })
             .collect();
-        order.push("id ASC".into());
+        order.push(if self.id_desc { "id DESC" } else { "id ASC" }.into());
         let mut conds = vec!["tenant_id = $1".to_string()];
         conds.extend(self.conditions.iter().cloned());
         format!(

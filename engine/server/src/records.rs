@@ -543,8 +543,8 @@ pub fn diff(before: Option<&Record>, after: Option<&Record>) -> Value {
     let empty = Map::new();
     let b = before.unwrap_or(&empty);
     let a = after.unwrap_or(&empty);
-    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-    keys.dedup();
+    let mut keys: Vec<&String> = a.keys().collect();
+    keys.extend(b.keys().filter(|k| !a.contains_key(*k)));
     for k in keys {
         if matches!(
             k.as_str(),
@@ -634,19 +634,20 @@ pub fn db_error(obj: &Object, prefix: &str, e: sqlx::Error) -> ApiError {
     };
     let constraint = db.constraint().unwrap_or_default().to_string();
     let field_of = |suffix: &str| {
-        constraint
-            .strip_prefix(&format!("{}_", obj.name()))
-            .and_then(|s| s.strip_suffix(suffix))
+        obj.def
+            .fields
+            .iter()
+            .find(|f| crate::ddl::constraint_name(obj.name(), &f.name, suffix) == constraint)
             .map(|f| {
                 if prefix.is_empty() {
-                    f.to_string()
+                    f.name.clone()
                 } else {
-                    format!("{prefix}.{f}")
+                    format!("{prefix}.{}", f.name)
                 }
             })
     };
     match db.code().as_deref() {
-        Some("23505") => match field_of("_key") {
+        Some("23505") => match field_of("key") {
             Some(field) => ApiError::validation(vec![Issue::new(
                 field,
                 "unique",
@@ -667,7 +668,7 @@ pub fn db_error(obj: &Object, prefix: &str, e: sqlx::Error) -> ApiError {
                 ),
             )
         }
-        Some("23503") => match field_of("_fkey") {
+        Some("23503") => match field_of("fkey") {
             Some(field) => {
                 let target = obj
                     .field(field.rsplit('.').next().unwrap_or_default())

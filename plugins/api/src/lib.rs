@@ -6,9 +6,16 @@
 //! [`set_decimal`], and never go through a float.
 //!
 //! The runtime calls, for every create and update, in this order:
-//! 1. defaults, then each hook's [`Plugin::compute`] in the order the definition lists them;
-//! 2. the JSON Schema, constraints and rules of the definition;
-//! 3. each hook's [`Plugin::validate`], whose issues join the same 422 response.
+//! 1. it refuses unknown, system and read-only fields, checks the input against the
+//!    object's JSON Schema, normalises values (decimals to their scale) and applies
+//!    defaults; any problem stops here with a 422;
+//! 2. each hook's [`Plugin::compute`], in the order the definition lists them;
+//! 3. formulas, required fields and the definition's rules, on the record and its lines;
+//! 4. each hook's [`Plugin::validate`], whose issues join the same 422 response.
+//!
+//! Values a compute hook writes are not checked again against scale, minimum or maximum:
+//! write them at the field's scale ([`set_decimal`]) and check them in `validate`. Hooks
+//! run on the object being written (the parent); a line object declares none.
 //!
 //! A plugin holds no connection and does no I/O in these hooks, so it is unit-tested with
 //! plain JSON (see the pricing plugin's tests).

@@ -101,10 +101,21 @@ impl TestApp {
 
     /// Starts on a new database, or on `db_name` when given (a restart).
     pub async fn start(dir: &Path, db_name: Option<&str>) -> anyhow::Result<TestApp> {
+        Self::start_as(dir, db_name, &server_url()).await
+    }
+
+    /// Starts connecting with `server` (e.g. another user's URL, without a database).
+    pub async fn start_as(
+        dir: &Path,
+        db_name: Option<&str>,
+        server: &str,
+    ) -> anyhow::Result<TestApp> {
         let db_name = db_name
             .map(String::from)
             .unwrap_or_else(|| format!("platform_test_{}", Uuid::new_v4().simple()));
-        let app = App::start(&Self::settings(&db_name, dir)).await?;
+        let mut settings = Self::settings(&db_name, dir);
+        settings.database_url = format!("{server}/{db_name}");
+        let app = App::start(&settings).await?;
         Ok(TestApp {
             router: platform::http::router(app.clone()),
             app,

@@ -105,7 +105,25 @@ async fn every_filter_operator_and_sort_works() {
         .collect();
     assert_eq!(keys, HashSet::from(["id", "name", "version"]));
     // Bad parameters are 400s that name the parameter.
+    let by_id_desc = t
+        .get(
+            &token,
+            "/api/v1/objects/customer/records?sort=-id&fields=name",
+        )
+        .await;
+    let ids: Vec<&str> = by_id_desc.body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(ids, sorted, "sort=-id sorts by id descending");
     for q in [
+        "filter=tags:in:retail",
+        "filter=tags:between:a,b",
         "filter=nope:eq:1",
         "filter=payment_terms_days:eq:abc",
         "filter=name:between:a",
@@ -222,6 +240,30 @@ async fn expand_embeds_references_and_lines() {
     let plain = t.get(&token, "/api/v1/objects/offer/records").await;
     assert_eq!(plain.body["data"][0]["customer"], json!(c));
     assert_eq!(plain.body["data"][0].get("lines"), None::<&Value>);
+    // A page sorted on a reference and expanding it still continues.
+    t.post(
+        &token,
+        "/api/v1/objects/offer/records",
+        &json!({"customer": c}),
+    )
+    .await;
+    let page = t
+        .get(
+            &token,
+            "/api/v1/objects/offer/records?sort=customer&expand=customer&limit=1",
+        )
+        .await;
+    let next = page.body["next_cursor"].as_str().expect("cursor");
+    let page2 = t
+        .get(
+            &token,
+            &format!(
+                "/api/v1/objects/offer/records?sort=customer&expand=customer&limit=1&cursor={next}"
+            ),
+        )
+        .await;
+    assert_eq!(page2.status, StatusCode::OK, "{}", page2.body);
+    assert_eq!(page2.body["data"][0]["customer"]["name"], "Expanded");
     let id = r.body["id"].as_str().expect("id");
     let one = t
         .get(

@@ -20,7 +20,7 @@ fn kitchen_sink() -> Vec<(&'static str, Value)> {
                     {"name": "rate", "type": "percent", "max": 100},
                     {"name": "active", "type": "boolean", "default": true},
                     {"name": "day", "type": "date", "min": "2000-01-01"},
-                    {"name": "moment", "type": "datetime"},
+                    {"name": "moment", "type": "datetime", "min": "2000-01-01"},
                     {"name": "mail", "type": "email"},
                     {"name": "phone", "type": "phone"},
                     {"name": "site", "type": "url"},
@@ -29,11 +29,17 @@ fn kitchen_sink() -> Vec<(&'static str, Value)> {
                     {"name": "owner", "type": "reference", "target": "customer", "on_delete": "set_null"},
                     {"name": "parts", "type": "children", "object": "gadget_part"},
                     {"name": "doubled", "type": "formula", "expression": "count * 2", "returns": "integer"},
+                    {"name": "quadrupled", "type": "formula", "expression": "doubled * 2 if doubled is not none else none", "returns": "integer"},
+                    {"name": "origin", "type": "text", "read_only": true, "default": "api"},
                     {"name": "code", "type": "autonumber", "format": "G-{YYYY}-{seq:4}"},
                     {"name": "extra", "type": "json"},
                     {"name": "status", "type": "picklist", "options": ["new", "done"], "default": "new"}
                 ],
-                "rules": [{"name": "done_needs_parts", "expression": "status != 'done' or (parts | length) > 0", "message": "A done gadget needs parts.", "field": "status"}]
+                "rules": [
+                    {"name": "done_needs_parts", "expression": "status != 'done' or (parts | length) > 0", "message": "A done gadget needs parts.", "field": "status"},
+                    {"name": "parts_are_small", "expression": "parts | selectattr('qty', 'gt', 100) | list | length == 0", "message": "No part above 100.", "field": "parts"},
+                    {"name": "frozen_after_ten_edits", "expression": "version is none or version < 10", "message": "Too many edits."}
+                ]
             }),
         ),
         (
@@ -92,6 +98,11 @@ async fn every_field_type_round_trips() {
     assert_eq!(b["parts"][0]["qty"], "2.00");
     assert_eq!(b["parts"][1]["qty"], "0.50");
     assert_eq!(b["doubled"], 42);
+    assert_eq!(b["quadrupled"], 84, "a formula sees the formulas before it");
+    assert_eq!(
+        b["origin"], "api",
+        "a read-only field takes its default on create"
+    );
     assert!(
         b["code"].as_str().expect("code").ends_with("-0001"),
         "{}",
@@ -179,6 +190,30 @@ async fn bad_input_gets_one_422_listing_every_problem_and_writes_nothing() {
     };
     assert!(has("day", "minimum"), "{details:#?}");
     assert!(has("parts[0].qty", "minimum"), "{details:#?}");
+    let r = t.post(&token, "/api/v1/objects/gadget/records", &json!({"title": "Ok", "moment": "1999-12-31T23:59:59Z", "parts": [{"label": "big", "qty": "100.5"}]})).await;
+    let details = r.body["details"].as_array().expect("details");
+    assert!(
+        details
+            .iter()
+            .any(|d| d["field"] == "moment" && d["rule"] == "minimum"),
+        "{details:#?}"
+    );
+    let r = t
+        .post(
+            &token,
+            "/api/v1/objects/gadget/records",
+            &json!({"title": "Ok", "parts": [{"label": "big", "qty": "100.5"}]}),
+        )
+        .await;
+    assert!(
+        r.body["details"]
+            .as_array()
+            .expect("details")
+            .iter()
+            .any(|d| d["rule"] == "parts_are_small"),
+        "decimals in lines compare as numbers: {}",
+        r.body
+    );
     let r = t
         .post(
             &token,

@@ -59,15 +59,36 @@ async fn another_tenant_cannot_see_change_or_delete_a_record() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
-    // B cannot create a record with A's id either.
+    // Ids are per tenant: B choosing A's id makes B's own record and reveals nothing.
     let r = t
         .post(
             &b,
             "/api/v1/objects/customer/records",
-            &json!({"id": id, "name": "clash"}),
+            &json!({"id": id, "name": "B's own"}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(t.get(&a, &path).await.body["name"], "A's customer");
+    assert_eq!(t.get(&b, &path).await.body["name"], "B's own");
+    let again = t
+        .post(
+            &b,
+            "/api/v1/objects/customer/records",
+            &json!({"id": id, "name": "twice"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(
+        t.send(Method::DELETE, &path, Some(&b), None, &[])
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        t.get(&a, &path).await.status,
+        StatusCode::OK,
+        "B deleting its own id leaves A's record"
+    );
     // A new tenant just works, starting empty.
     let c = t.token(Uuid::new_v4(), &["viewer"]);
     let empty = t.get(&c, "/api/v1/objects/customer/records").await;
@@ -135,4 +156,57 @@ async fn row_level_security_holds_for_the_runtime_role_even_from_a_superuser_url
     drop(conn);
     assert_eq!(t.count_all("registry.customer").await, 2);
     t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_non_superuser_database_owner_runs_the_engine_and_its_checks_see_every_row() {
+    // platform_app exists once any engine has started on this cluster.
+    let first = TestApp::new().await;
+    let role = format!("owner_{}", Uuid::new_v4().simple());
+    let admin = &first.app.db.admin;
+    sqlx::query(&format!(
+        "CREATE ROLE {role} LOGIN CREATEDB NOCREATEROLE NOSUPERUSER NOBYPASSRLS"
+    ))
+    .execute(admin)
+    .await
+    .expect("role");
+    sqlx::query(&format!("GRANT platform_app TO {role}"))
+        .execute(admin)
+        .await
+        .expect("grant");
+    let url = server_url().replace("postgres@", &format!("{role}@"));
+    let result = TestApp::start_as(&shipped_metadata(), None, &url).await;
+    let t = match result {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = sqlx::query(&format!("DROP ROLE {role}"))
+                .execute(admin)
+                .await;
+            panic!("a non-superuser owner could not start the engine: {e:#}");
+        }
+    };
+    let token = t.token(Uuid::new_v4(), &["admin"]);
+    customer(&t, &token, "Same").await;
+    customer(&t, &token, "Same").await;
+    // The owner's check of existing rows sees them (RLS is not forced on the owner).
+    let r = t
+        .send(
+            Method::PATCH,
+            "/api/v1/metadata/objects/customer/fields/name",
+            Some(&token),
+            Some(&json!({"unique": true})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["error"], "unsafe_change");
+    let db = t.db_name.clone();
+    t.app.db.app.close().await;
+    t.app.db.admin.close().await;
+    drop_database(&db).await;
+    sqlx::query(&format!("DROP ROLE {role}"))
+        .execute(admin)
+        .await
+        .expect("drop role");
+    first.cleanup().await;
 }
