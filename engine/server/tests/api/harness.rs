@@ -202,6 +202,24 @@ impl TestApp {
         self.app.db.app.close().await;
         self.app.db.admin.close().await;
         drop_database(&self.db_name).await;
+        // Drop finds nothing left to do.
+    }
+}
+
+impl Drop for TestApp {
+    /// A test that panics never reaches `cleanup`: drop its database here, from a thread
+    /// with its own runtime (Drop cannot await).
+    fn drop(&mut self) {
+        let name = self.db_name.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(drop_database(&name));
+            }
+        })
+        .join();
     }
 }
 
