@@ -336,6 +336,14 @@ fn check_object(
                     "a custom field cannot be children, reference, autonumber, formula or unique",
                 ));
             }
+            if f.indexed {
+                errors.push(err(
+                    file,
+                    &at("indexed"),
+                    "attribute_not_allowed",
+                    "custom fields are not indexed (yet): their values share one JSONB column",
+                ));
+            }
         }
         if SYSTEM_FIELDS.contains(&f.name.as_str()) {
             errors.push(err(
