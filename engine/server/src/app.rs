@@ -28,18 +28,29 @@ pub struct Loaded {
     pub catalog: Catalog,
     /// The version number in `engine.metadata_versions`.
     pub version: i64,
-    /// The OpenAPI document, serialised once per version.
-    pub openapi: String,
+    /// The OpenAPI document, serialised once per version, on first request (a new
+    /// version is installed without waiting for it).
+    openapi: std::sync::OnceLock<String>,
 }
 
 impl Loaded {
     pub fn new(catalog: Catalog, version: i64) -> anyhow::Result<Loaded> {
-        let openapi =
-            serde_json::to_string(&crate::openapi::build(&catalog, version, &HashMap::new()))?;
         Ok(Loaded {
             catalog,
             version,
-            openapi,
+            openapi: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The shared OpenAPI document of this version.
+    pub fn openapi(&self) -> &str {
+        self.openapi.get_or_init(|| {
+            serde_json::to_string(&crate::openapi::build(
+                &self.catalog,
+                self.version,
+                &HashMap::new(),
+            ))
+            .unwrap_or_default()
         })
     }
 }

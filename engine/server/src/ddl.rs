@@ -207,6 +207,9 @@ pub struct Change {
     /// Set when the change cannot be made at all (e.g. an unsupported type change).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// A column type change done online (see [`Conversion`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub convert: Option<Conversion>,
     /// Run after the transaction commits, without blocking writes: indexes on existing
     /// tables are built CONCURRENTLY, new foreign keys validated.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -222,9 +225,27 @@ impl Change {
             sql,
             checks: Vec::new(),
             refused: None,
+            convert: None,
             deferred: Vec::new(),
         }
     }
+}
+
+/// A column's type change without a long lock: before the change's transaction, a
+/// shadow column of the new type is added with a trigger that keeps it converted on
+/// every write, and filled in short batches; the transaction then only swaps names
+/// (the old column is kept as `_dropped_v<N>_<field>`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Conversion {
+    pub table: String,
+    pub shadow: String,
+    pub column_type: String,
+    /// The conversion of a row's value, in terms of the source column.
+    pub using_row: String,
+    /// The same on `NEW` in the trigger.
+    pub using_new: String,
+    pub function: String,
+    pub trigger: String,
 }
 
 /// A field renamed by the caller (the Metadata API), so its column is renamed rather
@@ -454,6 +475,7 @@ fn field_changes(
                     }
                 }
                 let new_col = ident(&f.name);
+                let mut converted = false;
                 if column_type(of) != column_type(f) {
                     c.description = format!(
                         "{}; convert {at} from {} to {}",
@@ -473,11 +495,49 @@ fn field_changes(
                                 ))
                             }
                             Some((using, bad)) => {
-                                let using = using.replace(&col, &new_col);
+                                // Online: a shadow column kept in step by a trigger and
+                                // filled in batches before this transaction (see
+                                // evolve::convert_online); here only catalog renames run.
+                                let shadow = ident(&format!("__conv_{}", f.name));
+                                let name = constraint_name(&new.name, &f.name, "conv");
+                                let function = format!("engine.{}", ident(&name));
+                                let trigger = ident(&name);
+                                c.convert = Some(Conversion {
+                                    table: t.clone(),
+                                    shadow: shadow.clone(),
+                                    column_type: column_type(f),
+                                    using_new: using.replace(&col, &format!("NEW.{col}")),
+                                    using_row: using.clone(),
+                                    function: function.clone(),
+                                    trigger: trigger.clone(),
+                                });
+                                c.sql
+                                    .insert(0, format!("DROP TRIGGER IF EXISTS {trigger} ON {t}"));
+                                c.sql
+                                    .insert(1, format!("DROP FUNCTION IF EXISTS {function}()"));
+                                let kept = ident(&format!("_dropped_v{version}_{}", f.name));
                                 c.sql.push(format!(
-                                    "ALTER TABLE {t} ALTER COLUMN {new_col} TYPE {} USING {using}",
-                                    column_type(f)
+                                    "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
+                                    ident(&constraint_name(&new.name, &f.name, "key"))
                                 ));
+                                c.sql.push(format!(
+                                    "DROP INDEX IF EXISTS {}.{}",
+                                    ident(&new.service),
+                                    ident(&constraint_name(&new.name, &f.name, "idx"))
+                                ));
+                                c.sql.push(format!(
+                                    "ALTER TABLE {t} ALTER COLUMN {new_col} DROP NOT NULL"
+                                ));
+                                c.sql.push(format!(
+                                    "ALTER TABLE {t} RENAME COLUMN {new_col} TO {kept}"
+                                ));
+                                c.sql.push(format!(
+                                    "ALTER TABLE {t} RENAME COLUMN {shadow} TO {new_col}"
+                                ));
+                                let (now, later) = online_index_sql(new, f);
+                                c.sql.extend(now);
+                                c.deferred.extend(later);
+                                converted = true;
                                 if let Some(bad) = bad {
                                     c.checks.push(check(
                                         "type",
@@ -561,7 +621,7 @@ fn field_changes(
                 }
                 let was_indexed = of.unique || of.indexed || of.kind == FieldType::Reference;
                 let is_indexed = f.unique || f.indexed || f.kind == FieldType::Reference;
-                if (of.unique, was_indexed) != (f.unique, is_indexed) {
+                if !converted && (of.unique, was_indexed) != (f.unique, is_indexed) {
                     if f.unique && !of.unique {
                         let mut ck = check(
                             "unique",

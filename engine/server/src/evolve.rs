@@ -247,7 +247,120 @@ async fn run_deferred(pool: &PgPool, changes: &[Change]) {
 }
 
 /// Brings the tables to `catalog` and records a new version when anything changed.
+///
+/// When the plan changes a column's type, the change is first planned and checked without
+/// changing anything; then the new column is prepared and filled online
+/// ([`convert_online`]); then the version is applied, swapping the columns by name. If
+/// that last step fails, the prepared columns are removed again.
 pub async fn apply(
+    pool: &PgPool,
+    catalog: &Catalog,
+    opts: &Options,
+) -> Result<Outcome, EvolveError> {
+    let preflight = apply_once(
+        pool,
+        catalog,
+        &Options {
+            dry_run: true,
+            ..opts.clone()
+        },
+    )
+    .await?;
+    let conversions: Vec<ddl::Conversion> = preflight
+        .changes
+        .iter()
+        .filter_map(|c| c.convert.clone())
+        .collect();
+    // Nothing to do (the same definitions), or only a plan was asked for.
+    if opts.dry_run || preflight.version == preflight.previous_version {
+        return Ok(preflight);
+    }
+    for cv in &conversions {
+        if let Err(e) = convert_online(pool, cv).await {
+            for cv in &conversions {
+                drop_conversion(pool, cv).await;
+            }
+            return Err(e);
+        }
+    }
+    let result = apply_once(pool, catalog, opts).await;
+    if result.is_err() {
+        for cv in &conversions {
+            drop_conversion(pool, cv).await;
+        }
+    }
+    result
+}
+
+/// Prepares a type change: the shadow column and its trigger (one short transaction),
+/// then fills it for existing rows in batches of 5,000 by primary key, each its own
+/// transaction, so no write waits long. Writes meanwhile are converted by the trigger.
+async fn convert_online(pool: &PgPool, cv: &ddl::Conversion) -> Result<(), EvolveError> {
+    drop_conversion(pool, cv).await;
+    let mut tx = pool.begin().await?;
+    tx.execute("SET LOCAL lock_timeout = '5s'").await?;
+    tx.execute(
+        format!(
+            "ALTER TABLE {} ADD COLUMN {} {}",
+            cv.table, cv.shadow, cv.column_type
+        )
+        .as_str(),
+    )
+    .await?;
+    tx.execute(
+        format!(
+            "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $conv$ BEGIN NEW.{} := ({}); RETURN NEW; END $conv$",
+            cv.function, cv.shadow, cv.using_new
+        )
+        .as_str(),
+    )
+    .await?;
+    tx.execute(
+        format!(
+            "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION {}()",
+            cv.trigger, cv.table, cv.function
+        )
+        .as_str(),
+    )
+    .await?;
+    tx.commit().await?;
+    let sql = format!(
+        "WITH batch AS (SELECT tenant_id, id FROM {t} WHERE (tenant_id, id) > ($1, $2) ORDER BY tenant_id, id LIMIT 5000),
+              done AS (UPDATE {t} AS r SET {s} = ({u}) FROM batch b WHERE r.tenant_id = b.tenant_id AND r.id = b.id)
+         SELECT tenant_id, id FROM batch ORDER BY tenant_id DESC, id DESC LIMIT 1",
+        t = cv.table,
+        s = cv.shadow,
+        u = cv.using_row
+    );
+    let mut last = (uuid::Uuid::nil(), uuid::Uuid::nil());
+    while let Some(next) = sqlx::query_as::<_, (uuid::Uuid, uuid::Uuid)>(&sql)
+        .bind(last.0)
+        .bind(last.1)
+        .fetch_optional(pool)
+        .await?
+    {
+        last = next;
+    }
+    Ok(())
+}
+
+/// Removes a prepared conversion (after a failure, or a leftover of one).
+async fn drop_conversion(pool: &PgPool, cv: &ddl::Conversion) {
+    for s in [
+        format!("DROP TRIGGER IF EXISTS {} ON {}", cv.trigger, cv.table),
+        format!("DROP FUNCTION IF EXISTS {}()", cv.function),
+        format!(
+            "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
+            cv.table, cv.shadow
+        ),
+    ] {
+        if let Err(e) = pool.execute(s.as_str()).await {
+            tracing::warn!(statement = %s, error = %e, "cannot remove a prepared conversion");
+        }
+    }
+}
+
+async fn apply_once(
     pool: &PgPool,
     catalog: &Catalog,
     opts: &Options,

@@ -165,7 +165,7 @@ async fn openapi(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     }
     (
         [(header::CONTENT_TYPE, "application/json")],
-        meta.openapi.clone(),
+        meta.openapi().to_string(),
     )
         .into_response()
 }
