@@ -76,7 +76,7 @@ fn index_sql(def: &ObjectDef, f: &FieldDef) -> Vec<String> {
         ));
     } else if f.indexed || f.kind == FieldType::Reference {
         out.push(format!(
-            "CREATE INDEX {} ON {t} (tenant_id, {})",
+            "CREATE INDEX {} ON {t} (tenant_id, {}, id)",
             ident(&constraint_name(&def.name, &f.name, "idx")),
             ident(&f.name)
         ));

@@ -3,7 +3,9 @@
 //!
 //! Pagination is keyset: the cursor carries the sort values of the last row (and its
 //! id, the final tie-breaker), so rows inserted between pages never make a page skip or
-//! repeat a row. Both directions sort NULLs last.
+//! repeat a row. NULL sorts as the largest value (last ascending, first descending, as
+//! PostgreSQL's indexes order it), and the final tie-breaker `id` follows the last key's
+//! direction, so a sort on an indexed field reads its `(tenant_id, field, id)` index.
 
 use crate::ddl::{ident, table};
 use crate::error::{ApiError, ApiResult};
@@ -77,8 +79,8 @@ pub struct ListQuery {
     pub limit: i64,
     pub fields: Option<Vec<String>>,
     pub expand: Vec<String>,
-    /// The direction of the final tie-breaker, `id`.
-    pub id_desc: bool,
+    /// The direction of the final tie-breaker `id`, when the request named it.
+    pub id_explicit: Option<bool>,
 }
 
 fn escape_like(s: &str) -> String {
@@ -204,7 +206,7 @@ impl ListQuery {
             }
             if name == "id" {
                 // id is always the last key; a direction for it sets the tie-breaker's.
-                q.id_desc = desc;
+                q.id_explicit = Some(desc);
                 break;
             } else {
                 q.sort.push(SortKey {
@@ -321,13 +323,20 @@ impl ListQuery {
         Ok(())
     }
 
+    /// The tie-breaker follows the last sort key unless `id` was named, so a sort on one
+    /// indexed field reads the field's `(tenant_id, field, id)` index in one direction.
+    fn id_descending(&self) -> bool {
+        self.id_explicit
+            .unwrap_or_else(|| self.sort.last().is_some_and(|k| k.desc))
+    }
+
     fn sort_spec(&self) -> String {
         let mut keys: Vec<String> = self
             .sort
             .iter()
             .map(|k| format!("{}{}", if k.desc { "-" } else { "" }, k.field))
             .collect();
-        if self.id_desc {
+        if self.id_descending() {
             keys.push("-id".into());
         }
         keys.join(",")
@@ -367,17 +376,23 @@ impl ListQuery {
         for (key, v) in self.sort.clone().iter().zip(values) {
             let f = field(obj, &key.field).ok_or_else(invalid)?.clone();
             let col = column_expr(&f);
+            // NULL sorts as the largest value: last ascending, first descending.
             if v.is_null() {
-                // Nothing sorts after NULL (NULLS LAST) but rows that tie on it.
+                if key.desc {
+                    let mut term = equal_so_far.clone();
+                    term.push(format!("{col} IS NOT NULL"));
+                    ors.push(format!("({})", term.join(" AND ")));
+                }
                 equal_so_far.push(format!("{col} IS NULL"));
                 continue;
             }
             let b = sqlvalue::to_bind(&f, v).map_err(|_| invalid())?;
             let p = self.param(b);
-            let after = format!(
-                "({col} {} {p} OR {col} IS NULL)",
-                if key.desc { "<" } else { ">" }
-            );
+            let after = if key.desc {
+                format!("{col} < {p}")
+            } else {
+                format!("({col} > {p} OR {col} IS NULL)")
+            };
             let mut term = equal_so_far.clone();
             term.push(after);
             ors.push(format!("({})", term.join(" AND ")));
@@ -385,7 +400,10 @@ impl ListQuery {
         }
         let p = self.param(Bind::Uuid(Some(last_id)));
         let mut term = equal_so_far;
-        term.push(format!("id {} {p}", if self.id_desc { "<" } else { ">" }));
+        term.push(format!(
+            "id {} {p}",
+            if self.id_descending() { "<" } else { ">" }
+        ));
         ors.push(format!("({})", term.join(" AND ")));
         self.conditions.push(format!("({})", ors.join(" OR ")));
         Ok(())
@@ -400,10 +418,24 @@ impl ListQuery {
                 let col = field(obj, &k.field)
                     .map(column_expr)
                     .unwrap_or_else(|| ident(&k.field));
-                format!("{col} {} NULLS LAST", if k.desc { "DESC" } else { "ASC" })
+                format!(
+                    "{col} {}",
+                    if k.desc {
+                        "DESC NULLS FIRST"
+                    } else {
+                        "ASC NULLS LAST"
+                    }
+                )
             })
             .collect();
-        order.push(if self.id_desc { "id DESC" } else { "id ASC" }.into());
+        order.push(
+            if self.id_descending() {
+                "id DESC"
+            } else {
+                "id ASC"
+            }
+            .into(),
+        );
         let mut conds = vec!["tenant_id = $1".to_string()];
         conds.extend(self.conditions.iter().cloned());
         format!(

@@ -89,7 +89,7 @@ async fn every_filter_operator_and_sort_works() {
         .iter()
         .map(|c| c["name"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(order, ["Gamma", "Beta", "Alpha", "delta"]);
+    assert_eq!(order, ["delta", "Gamma", "Beta", "Alpha"]);
     // Field selection.
     let r = t
         .get(
