@@ -505,7 +505,7 @@ fn allowed_attrs(kind: FieldType) -> &'static [&'static str] {
         Reference => &["target", "on_delete", "indexed", "unique"],
         Children => &["object"],
         Formula => &["expression", "returns", "indexed"],
-        Autonumber => &["format", "unique", "indexed"],
+        Autonumber => &["format", "unique", "indexed", "gapless"],
         Json => &["default"],
     }
 }
@@ -521,7 +521,8 @@ fn check_field(
     errors: &mut Vec<DefinitionError>,
 ) {
     let allowed = allowed_attrs(f.kind);
-    let present: [(&str, bool); 15] = [
+    let present: [(&str, bool); 16] = [
+        ("gapless", f.gapless),
         ("max_length", f.max_length.is_some()),
         ("pattern", f.pattern.is_some()),
         ("unique", f.unique),

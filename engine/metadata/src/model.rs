@@ -265,6 +265,11 @@ pub struct FieldDef {
     /// For autonumber: e.g. `OF-{YYYY}-{seq:5}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    /// For autonumber: numbers without gaps, in commit order (invoices). Costs a lock
+    /// per tenant held until each create commits; without it, numbers are unique and
+    /// increasing per process but a failed or abandoned create leaves a gap.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub gapless: bool,
     /// A value used in generated examples (OpenAPI); must be valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub example: Option<Value>,

@@ -83,6 +83,8 @@ pub struct App {
     pub db: Db,
     /// Verifies and issues tokens.
     pub jwt: JwtKeys,
+    /// Blocks of autonumbers for fields that need not be gap-free.
+    pub numbers: crate::records::NumberBlocks,
     /// The current metadata; swapped whole when it changes.
     meta: ArcSwap<Loaded>,
     /// Serialises installs so an older version never replaces a newer one.
@@ -142,6 +144,7 @@ impl App {
             "metadata loaded"
         );
         let app = Arc::new(App {
+            numbers: crate::records::NumberBlocks::new(db.app.clone()),
             db,
             jwt: JwtKeys::new(&s.jwt_secret),
             meta: ArcSwap::from_pointee(Loaded::new(catalog, outcome.version)?),

@@ -23,6 +23,7 @@ pub async fn seed(app: &App) -> anyhow::Result<bool> {
     };
     let wctx = WriteCtx {
         principal: &p,
+        numbers: &app.numbers,
         request_id: "demo-seed".into(),
         correlation_id: "demo-seed".into(),
         metadata_version: meta.version,

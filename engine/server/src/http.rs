@@ -319,7 +319,7 @@ fn parse_id(id: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| ApiError::not_found(format!("no record with id `{id}`")))
 }
 
-fn ctx<'a>(p: &'a Principal, headers: &HeaderMap, version: i64) -> WriteCtx<'a> {
+fn ctx<'a>(app: &'a App, p: &'a Principal, headers: &HeaderMap, version: i64) -> WriteCtx<'a> {
     let h = |n: &str| {
         headers
             .get(n)
@@ -329,6 +329,7 @@ fn ctx<'a>(p: &'a Principal, headers: &HeaderMap, version: i64) -> WriteCtx<'a> 
     let request_id = h("x-request-id").unwrap_or_default();
     WriteCtx {
         principal: p,
+        numbers: &app.numbers,
         correlation_id: h("x-correlation-id").unwrap_or_else(|| request_id.clone()),
         request_id,
         metadata_version: version,
@@ -453,7 +454,7 @@ async fn create(
                 )])
             })?,
     };
-    let wctx = ctx(&p, &headers, meta.version);
+    let wctx = ctx(&app, &p, &headers, meta.version);
     let mut tx = tenant_tx(&app.db.app, p.tenant).await?;
     if let Some(key) = &key {
         let fresh = sqlx::query("INSERT INTO engine.idempotency_keys (tenant_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
@@ -728,7 +729,7 @@ async fn update(
     let id = parse_id(&id)?;
     let body_version = body.as_object_mut().and_then(|m| m.shift_remove("version"));
     let expected = expected_version(&headers, body_version.as_ref())?;
-    let wctx = ctx(&p, &headers, meta.version);
+    let wctx = ctx(&app, &p, &headers, meta.version);
     let mut tx = tenant_tx(&app.db.app, p.tenant).await?;
     let existing = records::fetch(&mut tx, &meta.catalog, obj, p.tenant, id, true)
         .await?
@@ -795,7 +796,7 @@ async fn remove(
         .find(|(k, _)| k == "version")
         .map(|(_, v)| Value::String(v.clone()));
     let expected = expected_version(&headers, qv.as_ref())?;
-    let wctx = ctx(&p, &headers, meta.version);
+    let wctx = ctx(&app, &p, &headers, meta.version);
     let mut tx = tenant_tx(&app.db.app, p.tenant).await?;
     let existing = records::fetch(&mut tx, &meta.catalog, obj, p.tenant, id, true)
         .await?

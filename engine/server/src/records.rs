@@ -18,6 +18,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct WriteCtx<'a> {
     pub principal: &'a Principal,
+    /// Where non-gapless autonumbers come from.
+    pub numbers: &'a NumberBlocks,
     pub request_id: String,
     pub correlation_id: String,
     pub metadata_version: i64,
@@ -188,26 +190,104 @@ async fn assign_numbers(
     obj: &Object,
     tenant: Uuid,
     rec: &mut Record,
+    ctx: &WriteCtx<'_>,
 ) -> ApiResult<()> {
     let today = Utc::now().date_naive();
     for (field, parts) in obj.autonumbers() {
         let period = autonumber::period(parts, today);
-        let n: i64 = sqlx::query_scalar(
-            "INSERT INTO engine.sequences AS s (tenant_id, object, field, period, value) VALUES ($1, $2, $3, $4, 1)
-             ON CONFLICT (tenant_id, object, field, period) DO UPDATE SET value = s.value + 1 RETURNING value",
-        )
-        .bind(tenant)
-        .bind(obj.name())
-        .bind(field)
-        .bind(&period)
-        .fetch_one(&mut *conn)
-        .await?;
+        let gapless = obj.field(field).is_some_and(|f| f.gapless);
+        let n: i64 = if gapless {
+            // In the writing transaction: the counter row stays locked until commit, so
+            // numbers follow commit order without gaps.
+            sqlx::query_scalar(
+                "INSERT INTO engine.sequences AS s (tenant_id, object, field, period, value) VALUES ($1, $2, $3, $4, 1)
+                 ON CONFLICT (tenant_id, object, field, period) DO UPDATE SET value = s.value + 1 RETURNING value",
+            )
+            .bind(tenant)
+            .bind(obj.name())
+            .bind(field)
+            .bind(&period)
+            .fetch_one(&mut *conn)
+            .await?
+        } else {
+            ctx.numbers.next(tenant, obj.name(), field, &period).await?
+        };
         rec.insert(
             field.clone(),
             json!(autonumber::render(parts, today, Some(n))),
         );
     }
     Ok(())
+}
+
+/// Numbers handed out from blocks reserved in the tenant's counter, for autonumbers
+/// that need not be gap-free: a create does not hold the counter's lock until it
+/// commits (that lock made every create of a tenant wait for the previous one's commit).
+/// Numbers are unique and increase within a process; a crash or a failed create leaves
+/// a gap, and two processes interleave blocks.
+#[derive(Debug)]
+pub struct NumberBlocks {
+    pool: sqlx::PgPool,
+    /// (tenant, object, field, period) -> (next, last) of the current block.
+    blocks: std::sync::Mutex<HashMap<CounterKey, (i64, i64)>>,
+}
+
+const NUMBER_BLOCK: i64 = 32;
+
+/// (tenant, object, field, period)
+type CounterKey = (Uuid, String, String, String);
+
+impl NumberBlocks {
+    pub fn new(pool: sqlx::PgPool) -> Self {
+        NumberBlocks {
+            pool,
+            blocks: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn next(
+        &self,
+        tenant: Uuid,
+        object: &str,
+        field: &str,
+        period: &str,
+    ) -> ApiResult<i64> {
+        let key = (
+            tenant,
+            object.to_string(),
+            field.to_string(),
+            period.to_string(),
+        );
+        {
+            let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((next, last)) = blocks.get_mut(&key) {
+                if *next <= *last {
+                    *next += 1;
+                    return Ok(*next - 1);
+                }
+            }
+        }
+        let mut tx = crate::db::tenant_tx(&self.pool, tenant).await?;
+        let last: i64 = sqlx::query_scalar(
+            "INSERT INTO engine.sequences AS s (tenant_id, object, field, period, value) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant_id, object, field, period) DO UPDATE SET value = s.value + $5 RETURNING value",
+        )
+        .bind(tenant)
+        .bind(object)
+        .bind(field)
+        .bind(period)
+        .bind(NUMBER_BLOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let first = last - NUMBER_BLOCK + 1;
+        let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        let cur = blocks.entry(key).or_insert((first + 1, last));
+        if cur.0 > cur.1 {
+            *cur = (first + 1, last);
+        }
+        Ok(first)
+    }
 }
 
 /// The tenant's custom field values of `rec` that are set.
@@ -244,7 +324,7 @@ pub async fn insert(
     ctx: &WriteCtx<'_>,
 ) -> ApiResult<Record> {
     let tenant = ctx.principal.tenant;
-    assign_numbers(conn, obj, tenant, &mut rec).await?;
+    assign_numbers(conn, obj, tenant, &mut rec, ctx).await?;
     let mut binds = field_binds(obj, &rec)?;
     if obj.parent.is_none() {
         binds.push(("custom".into(), Bind::Json(Some(custom_values(obj, &rec)))));

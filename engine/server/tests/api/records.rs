@@ -31,7 +31,7 @@ fn kitchen_sink() -> Vec<(&'static str, Value)> {
                     {"name": "doubled", "type": "formula", "expression": "count * 2", "returns": "integer"},
                     {"name": "quadrupled", "type": "formula", "expression": "doubled * 2 if doubled is not none else none", "returns": "integer"},
                     {"name": "origin", "type": "text", "read_only": true, "default": "api"},
-                    {"name": "code", "type": "autonumber", "format": "G-{YYYY}-{seq:4}"},
+                    {"name": "code", "type": "autonumber", "format": "G-{YYYY}-{seq:4}", "gapless": true},
                     {"name": "extra", "type": "json"},
                     {"name": "status", "type": "picklist", "options": ["new", "done"], "default": "new"}
                 ],
