@@ -198,8 +198,6 @@ ENVELOPE=$(psql_db -c "SELECT envelope::text FROM engine.outbox WHERE tenant_id 
 [ -n "$CHANGES" ] && [ -n "$ENVELOPE" ] || die "no audit event / outbox envelope found"
 
 # ---------------------------------------------------------------- samplers
-# The postmaster: the parent of the checkpointer.
-PM_PID=$(awk '/^PPid/{print $2}' "/proc/$(psql_pg -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")/status")
 echo "setup" >"$OUT/.phase"
 (
   while kill -0 "$SERVER_PID" 2>/dev/null; do
@@ -209,27 +207,38 @@ echo "setup" >"$OUT/.phase"
 ) >"$OUT/rss.tsv" 2>/dev/null &
 SAMPLER_PID=$!
 
-# CPU seconds so far: the whole machine (busy, idle), the server, PostgreSQL (live
-# postgres processes plus the postmaster's reaped children, so backends that exited
-# still count).
+# CPU ticks so far: the whole machine (busy, idle) and the server.
 cpu_now() {
-  local t s p
+  local t s
   t=$(awk '/^cpu /{printf "%d %d", $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
   s=$(awk '{print $14+$15}' "/proc/$SERVER_PID/stat")
-  p=$({ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$PM_PID" '$2=="(postgres)"{s+=$14+$15; if ($1==pm) s+=$16+$17} END{print s+0}')
-  echo "$t $s $p"
+  echo "$t $s"
 }
 
-# Wait events of the benchmark database's sessions, every 100 ms, while a phase runs.
+# Every 100 ms while a phase runs, one psql session in the benchmark database samples
+# (W) what its busy sessions wait on and (C) the CPU ticks of PostgreSQL's processes
+# that work for it: the benchmark database's backends (pgbench's come and go) and the
+# WAL writer, checkpointer and background writer. Backends of other databases (other
+# people's tests on the same server) are left out.
 waits_start() {
-  local n=$(( ($1 + 5) * 10 )) f="$OUT/.waits.sql"
+  local n=$(( ($1 + 5) * 10 )) f="$OUT/.waits.sql" i
   : >"$f"
-  for _ in $(seq 1 "$n"); do
-    echo "SELECT state || ' ' || coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle';"
+  for i in $(seq 1 "$n"); do
+    echo "SELECT 'W|' || state || ' ' || coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle';"
+    echo "SELECT 'C|$i|' || pid || '|' || (split_part(st, ' ', 14)::bigint + split_part(st, ' ', 15)::bigint) FROM (SELECT pid, pg_read_file('/proc/' || pid || '/stat', 0, 1000, true) AS st FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND (datname = current_database() OR backend_type IN ('walwriter', 'checkpointer', 'background writer'))) x WHERE st IS NOT NULL;"
     echo "SELECT pg_sleep(0.1) \\g /dev/null"
   done >"$f"
-  psql -X -q -A -t -d "$DB" -f "$f" >"$OUT/waits_$2.txt" 2>/dev/null &
+  psql -X -q -A -t -d "$DB" -f "$f" >"$OUT/samples_$2.txt" 2>/dev/null &
   WAITS_PID=$!
+}
+# PostgreSQL CPU seconds of a phase from its C samples: per process, its last sample
+# minus its first when it was there at the first round, else minus 0 (born during the
+# phase; its CPU until the first sample counts).
+pg_cpu_of() {
+  awk -F'|' -v hz="$CLK_TCK" '$1=="C"{ if (round1 == "") round1 = $2
+      if (!($3 in last)) base[$3] = ($2 == round1) ? $4 : 0
+      last[$3] = $4 }
+    END{ for (p in last) t += last[p] - base[p]; printf "%.2f", t/hz }' "$OUT/samples_$1.txt"
 }
 waits_stop() {
   [ -n "$WAITS_PID" ] && { kill "$WAITS_PID" 2>/dev/null; wait "$WAITS_PID" 2>/dev/null || true; }
@@ -240,22 +249,22 @@ waits_stop() {
 RESULTS="$OUT/results.tsv"
 printf 'phase\tkind\trequests\tseconds\trps\tp50_ms\tp99_ms\tmax_ms\tnon2xx\terrors\tcpu_server_s\tcpu_pg_s\tcpu_client_s\tcpu_busy_s\tcpu_idle_s\n' >"$RESULTS"
 
-# phase_end NAME KIND "requests seconds rps p50 p99 max non2xx errors" CPU_BEFORE CLIENT_CPU_S
+# record NAME KIND "requests seconds rps p50 p99 max non2xx errors" CPU_BEFORE CPU_AFTER CLIENT_CPU_S
 record() {
-  local name=$1 kind=$2 stats=$3 before=$4 client=$5 after
-  after=$(cpu_now)
-  awk -v name="$name" -v kind="$kind" -v stats="$stats" -v b="$before" -v a="$after" -v c="$client" -v hz="$CLK_TCK" 'BEGIN{
+  local name=$1 kind=$2 stats=$3 before=$4 after=$5 client=$6 pg
+  pg=$(pg_cpu_of "$name")
+  awk -v name="$name" -v kind="$kind" -v stats="$stats" -v b="$before" -v a="$after" -v c="$client" -v pg="$pg" -v hz="$CLK_TCK" 'BEGIN{
     split(b, B, " "); split(a, A, " "); split(stats, S, " ");
     printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\n", name, kind,
       S[1], S[2], S[3], S[4], S[5], S[6], S[7], S[8],
-      (A[3]-B[3])/hz, (A[4]-B[4])/hz, c, (A[1]-B[1])/hz, (A[2]-B[2])/hz }' >>"$RESULTS"
+      (A[3]-B[3])/hz, pg, c, (A[1]-B[1])/hz, (A[2]-B[2])/hz }' >>"$RESULTS"
 }
 
 client_cpu() { awk '{printf "%.2f", $1+$2}' "$1"; }
 
 # run_wrk NAME SCRIPT PATH SECONDS [RATE]
 run_wrk() {
-  local name=$1 script=$2 path=$3 secs=$4 rate=${5:-0} before stats
+  local name=$1 script=$2 path=$3 secs=$4 rate=${5:-0} before after stats
   echo "$name" >"$OUT/.phase"
   log "wrk $name: ${secs}s, $CONNS connections$([ "$rate" = 0 ] || echo ", paced at $rate req/s")"
   waits_start "$secs" "$name"
@@ -265,26 +274,42 @@ run_wrk() {
       BENCH_IDS="$OUT/offer_ids.txt" \
       wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --timeout 10s --latency -s "$BENCH/lua/$script" "$BASE$path" \
       >"$OUT/wrk_$name.txt" 2>&1; } 2>"$OUT/cpu_$name.txt"
+  after=$(cpu_now)
+  sleep 0.15 # one more sample round
   waits_stop
   stats=$(awk '/^BENCH /{for(i=2;i<=NF;i++){split($i,kv,"="); v[kv[1]]=kv[2]}
            print v["requests"], v["seconds"], v["rps"], v["p50_ms"], v["p99_ms"], v["max_ms"], v["non2xx"], v["socket_errors"]}' "$OUT/wrk_$name.txt")
   [ -n "$stats" ] || { cat "$OUT/wrk_$name.txt" >&2; die "wrk $name printed no result"; }
-  record "$name" wrk "$stats" "$before" "$(client_cpu "$OUT/cpu_$name.txt")"
+  record "$name" wrk "$stats" "$before" "$after" "$(client_cpu "$OUT/cpu_$name.txt")"
   if grep -q '^BENCH_SAMPLE' "$OUT/wrk_$name.txt"; then
     log "  non-2xx responses in $name: $(awk '/^BENCH /{for(i=2;i<=NF;i++) if ($i ~ /^(non2xx|codes)=/) printf "%s ", $i}' "$OUT/wrk_$name.txt")"
     log "  first one: $(sed -n 's/^BENCH_SAMPLE //p' "$OUT/wrk_$name.txt" | cut -c1-200)"
   fi
 }
 
+# warmup SCRIPT PATH: a short wrk run; meanwhile the statements the server sends are
+# taken from pg_stat_activity into out/server_sql_<script>.txt (the pgbench tx_*.sql
+# files mirror them by hand).
 warmup() {
+  local f="$OUT/.sql.sql" w
   echo "warmup" >"$OUT/.phase"
   BENCH_LUA="$BENCH/lua" BENCH_CUSTOMER="$CUSTOMER" BENCH_IDS="$OUT/offer_ids.txt" \
-    wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$BENCH/lua/$1" "$BASE$2" >"$OUT/warmup_$1.txt" 2>&1 || true
+    wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$BENCH/lua/$1" "$BASE$2" >"$OUT/warmup_$1.txt" 2>&1 &
+  w=$!
+  for _ in $(seq 1 $((WARMUP * 5))); do
+    echo "SELECT regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND query <> '';"
+    echo "SELECT pg_sleep(0.2) \\g /dev/null"
+  done >"$f"
+  psql -X -q -A -t -d "$DB" -f "$f" 2>/dev/null | sort -u >"$OUT/server_sql_${1%.lua}.txt" || true
+  wait "$w" || true
+  rm -f "$f"
 }
+# sql_matches OP FRAGMENT: whether the server sent a statement containing FRAGMENT.
+sql_matches() { grep -qF -- "$2" "$OUT/server_sql_$1.txt" 2>/dev/null; }
 
 # run_pgbench NAME FILE SECONDS [app]   (app: as platform_app with the tenant set, like the server)
 run_pgbench() {
-  local name=$1 file=$2 secs=$3 mode=${4:-} before stats opts=""
+  local name=$1 file=$2 secs=$3 mode=${4:-} before after stats opts=""
   [ "$mode" = app ] && opts="-c role=platform_app -c app.tenant_id=$TENANT"
   echo "$name" >"$OUT/.phase"
   log "pgbench $name: ${secs}s, -M prepared -c $CONNS -j $THREADS${mode:+, as platform_app}"
@@ -296,6 +321,7 @@ run_pgbench() {
       -D tenant="$TENANT" -D customer="$CUSTOMER" -D nseed="$SEED_ROWS" -D status=draft -D period="$PERIOD" \
       -D changes="$CHANGES" -D envelope="$ENVELOPE" \
       -l --log-prefix="$OUT/pglog_$name" "$DB" >"$OUT/pgbench_$name.txt" 2>&1 || rc=$?; } 2>"$OUT/cpu_$name.txt"
+  after=$(cpu_now)
   waits_stop
   [ "$rc" = 0 ] || log "  pgbench $name exited $rc (see $OUT/pgbench_$name.txt)"
   local tps n failed
@@ -310,7 +336,7 @@ run_pgbench() {
       i50=int(NR*0.50); if (i50<1) i50=1; i99=int(NR*0.99); if (i99<1) i99=1;
       printf "%s %s %.1f %.3f %.3f %.3f - %s\n", n, secs, tps, a[i50]/1000, a[i99]/1000, a[NR]/1000, f + (rc != 0) }')
   [ -n "${BENCH_KEEP_LOGS:-}" ] || rm -f "$OUT"/pglog_"$name".*
-  record "$name" pgbench "$stats" "$before" "$(client_cpu "$OUT/cpu_$name.txt")"
+  record "$name" pgbench "$stats" "$before" "$after" "$(client_cpu "$OUT/cpu_$name.txt")"
 }
 
 # rate of a finished phase
@@ -350,8 +376,8 @@ field() { awk -F'\t' -v p="$1" -v c="$2" 'NR==1{for(i=1;i<=NF;i++) col[$i]=i; ne
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; else print "-" }'; }
 verdict() { awk -v a="$1" -v b="$2" -v bar="$3" 'BEGIN{ if (b > 0 && 100*a/b >= bar) print "ok"; else print "BELOW" }'; }
 waits() { # the three most frequent session states of a phase, in percent of samples
-  [ -s "$OUT/waits_$1.txt" ] || { echo "-"; return; }
-  sort "$OUT/waits_$1.txt" | uniq -c | sort -rn | awk '{n[NR]=$1; $1=""; s[NR]=substr($0,2); t+=n[NR]} END{
+  grep -q '^W|' "$OUT/samples_$1.txt" 2>/dev/null || { echo "-"; return; }
+  sed -n 's/^W|//p' "$OUT/samples_$1.txt" | sort | uniq -c | sort -rn | awk '{n[NR]=$1; $1=""; s[NR]=substr($0,2); t+=n[NR]} END{
     for (i=1; i<=NR && i<=3; i++) printf "%s%s %d%%", (i>1?", ":""), s[i], 100*n[i]/t }'
 }
 
@@ -369,6 +395,7 @@ waits() { # the three most frequent session states of a phase, in percent of sam
   done
   echo
   echo "Server peak RSS over the whole run (VmHWM): $((HWM / 1024)) MB (bar: < 150 MB)."
+  awk -F'\t' 'NR>1{o+=$14-$11-$12-$13; t+=$14+$15} END{ if (t>0) printf "\nOther processes on the machine used %.0f %% of the CPU during the load phases%s.\n", 100*o/t, (100*o/t > 10) ? " (the figures are disturbed: run again on a quiet machine)" : "" }' "$RESULTS"
   echo
   echo "The server's own transaction replayed by pgbench (BEGIN, the same statements, COMMIT, as platform_app under row-level security):"
   echo
@@ -378,8 +405,19 @@ waits() { # the three most frequent session states of a phase, in percent of sam
     set -- $op
     echo "| $1 | $(field "$2" rps) | $(field "$2" p99_ms) ms | $(ratio "$(field "$1" rps)" "$(field "$2" rps)") |"
   done
+  # Fragments of the statements that pgbench/tx_*.sql copy: a warning when one is gone.
+  for chk in "list|updated_by, custom, \"number\"" \
+    "list|ORDER BY \"grand_total\" DESC NULLS FIRST, id DESC LIMIT 51" \
+    "get|FROM \"offers\".\"offer\" WHERE tenant_id = \$1 AND id = \$2" \
+    "get|WHERE tenant_id = \$1 AND parent_id = ANY(\$2) ORDER BY parent_id, position" \
+    "create|\"grand_total\", \"custom\") VALUES (\$1" \
+    "create|DO UPDATE SET value = s.value + \$5 RETURNING value" \
+    "create|WITH audit AS ( INSERT INTO engine.audit_events"; do
+    sql_matches "${chk%%|*}" "${chk#*|}" ||
+      echo "Warning: the server no longer sends \`${chk#*|}\` for ${chk%%|*} (see out/server_sql_${chk%%|*}.txt); pgbench/tx_${chk%%|*}.sql needs updating."
+  done
   echo
-  echo "CPU per request (ms; 2 cores = 2000 ms per second of wall time; 'other' is everything else on the machine):"
+  echo "CPU per request (ms; 2 cores = 2000 ms per second of wall time; postgres: the benchmark database's backends and the WAL writer, checkpointer, background writer; other: everything else on the machine, other databases' backends included):"
   echo
   echo "| phase | req/s | server | postgres | load generator | other | idle | sessions of the bench DB (sampled) |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
