@@ -98,6 +98,25 @@ fn online_index_sql(def: &ObjectDef, f: &FieldDef) -> (Vec<String>, Vec<String>)
     (now, later)
 }
 
+/// Rebuilding a field's index or unique constraint: what to drop first, then
+/// [`online_index_sql`]'s statements for now and for after commit.
+fn reindex_sql(def: &ObjectDef, f: &FieldDef) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let t = table(def);
+    let drop = vec![
+        format!(
+            "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
+            ident(&constraint_name(&def.name, &f.name, "key"))
+        ),
+        format!(
+            "DROP INDEX IF EXISTS {}.{}",
+            ident(&def.service),
+            ident(&constraint_name(&def.name, &f.name, "idx"))
+        ),
+    ];
+    let (now, later) = online_index_sql(def, f);
+    (drop, now, later)
+}
+
 fn fk_sql(def: &ObjectDef, f: &FieldDef, defs: &BTreeMap<&str, &ObjectDef>) -> Option<String> {
     let target = defs.get(f.target.as_deref()?)?;
     let on_delete = match f.on_delete.unwrap_or_default() {
@@ -516,15 +535,8 @@ fn field_changes(
                                 c.sql
                                     .insert(1, format!("DROP FUNCTION IF EXISTS {function}()"));
                                 let kept = ident(&format!("_dropped_v{version}_{}", f.name));
-                                c.sql.push(format!(
-                                    "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
-                                    ident(&constraint_name(&new.name, &f.name, "key"))
-                                ));
-                                c.sql.push(format!(
-                                    "DROP INDEX IF EXISTS {}.{}",
-                                    ident(&new.service),
-                                    ident(&constraint_name(&new.name, &f.name, "idx"))
-                                ));
+                                let (drop, now, later) = reindex_sql(new, f);
+                                c.sql.extend(drop);
                                 c.sql.push(format!(
                                     "ALTER TABLE {t} ALTER COLUMN {new_col} DROP NOT NULL"
                                 ));
@@ -534,7 +546,6 @@ fn field_changes(
                                 c.sql.push(format!(
                                     "ALTER TABLE {t} RENAME COLUMN {shadow} TO {new_col}"
                                 ));
-                                let (now, later) = online_index_sql(new, f);
                                 c.sql.extend(now);
                                 c.deferred.extend(later);
                                 converted = true;
@@ -631,16 +642,8 @@ fn field_changes(
                         ck.duplicates = true;
                         c.checks.push(ck);
                     }
-                    c.sql.push(format!(
-                        "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
-                        ident(&constraint_name(&new.name, &f.name, "key"))
-                    ));
-                    c.sql.push(format!(
-                        "DROP INDEX IF EXISTS {}.{}",
-                        ident(&new.service),
-                        ident(&constraint_name(&new.name, &f.name, "idx"))
-                    ));
-                    let (now, later) = online_index_sql(new, f);
+                    let (drop, now, later) = reindex_sql(new, f);
+                    c.sql.extend(drop);
                     c.sql.extend(now);
                     c.deferred.extend(later);
                 }

@@ -295,11 +295,7 @@ async fn form_schema(
     p: Principal,
     Path(object): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let meta = app.meta();
-    let obj = &resolve(&app, &meta, &object, &p, Action::Read)?;
-    let mut v = platform_metadata::form::form_schema(&meta.catalog, obj, &p.roles);
-    v["metadata_version"] = json!(meta.version);
-    Ok(Json(v))
+    render_schema(&app, &p, &object, platform_metadata::form::form_schema)
 }
 
 /// What a front end needs to render the object's list for the caller.
@@ -308,9 +304,18 @@ async fn list_schema(
     p: Principal,
     Path(object): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    render_schema(&app, &p, &object, platform_metadata::form::list_schema)
+}
+
+fn render_schema(
+    app: &App,
+    p: &Principal,
+    object: &str,
+    make: fn(&platform_metadata::Catalog, &Object, &[String]) -> Value,
+) -> ApiResult<Json<Value>> {
     let meta = app.meta();
-    let obj = &resolve(&app, &meta, &object, &p, Action::Read)?;
-    let mut v = platform_metadata::form::list_schema(&meta.catalog, obj, &p.roles);
+    let obj = &resolve(app, &meta, object, p, Action::Read)?;
+    let mut v = make(&meta.catalog, obj, &p.roles);
     v["metadata_version"] = json!(meta.version);
     Ok(Json(v))
 }
