@@ -38,7 +38,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/objects/{object}/form-schema", get(form_schema))
         .route("/objects/{object}/list-schema", get(list_schema))
         .route("/openapi.json", get(openapi))
-        .merge(crate::metadata_api::routes());
+        .merge(crate::metadata_api::routes())
+        .merge(crate::webhooks::routes())
+        .merge(crate::events::routes());
     let swagger: Router<Arc<App>> = utoipa_swagger_ui::SwaggerUi::new("/api/docs")
         .config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json"))
         .into();
@@ -510,6 +512,7 @@ async fn create(
             .await?;
     }
     tx.commit().await?;
+    app.events.wake();
     let loc = format!("/api/v1/objects/{object}/records/{id}");
     Ok(record_response(StatusCode::CREATED, stored, Some(loc)))
 }
@@ -763,6 +766,7 @@ async fn update(
     )
     .await?;
     tx.commit().await?;
+    app.events.wake();
     Ok(record_response(StatusCode::OK, stored, None))
 }
 
@@ -824,5 +828,6 @@ async fn remove(
     )
     .await?;
     tx.commit().await?;
+    app.events.wake();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
