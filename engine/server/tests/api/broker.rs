@@ -342,9 +342,23 @@ fn start_server(port: u16, db_url: &str, exchange: &str, log: &std::path::Path) 
     Server { child }
 }
 
-async fn wait_ready(client: &reqwest::Client, port: u16) {
+/// Waits for /ready; fails with the server's log when it exits or takes a minute.
+async fn wait_ready(
+    client: &reqwest::Client,
+    port: u16,
+    server: &mut Server,
+    log: &std::path::Path,
+) {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let tail = || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    };
     loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!("the server exited ({status}) while starting:\n{}", tail());
+        }
         if let Ok(r) = client
             .get(format!("http://127.0.0.1:{port}/ready"))
             .send()
@@ -354,7 +368,11 @@ async fn wait_ready(client: &reqwest::Client, port: u16) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "server did not become ready");
+        assert!(
+            Instant::now() < deadline,
+            "server did not become ready:\n{}",
+            tail()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -387,7 +405,7 @@ async fn sigkill_twenty_times_under_load_loses_nothing_and_duplicates_no_effect(
     );
 
     let mut server = start_server(port, &db_url, &exchange, &log);
-    wait_ready(&client, port).await;
+    wait_ready(&client, port, &mut server, &log).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<tokio::sync::Mutex<Vec<String>>> = Arc::default();
@@ -445,7 +463,7 @@ async fn sigkill_twenty_times_under_load_loses_nothing_and_duplicates_no_effect(
         server.child.kill().expect("SIGKILL");
         server.child.wait().expect("reaped");
         server = start_server(port, &db_url, &exchange, &log);
-        wait_ready(&client, port).await;
+        wait_ready(&client, port, &mut server, &log).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::SeqCst);

@@ -474,3 +474,142 @@ async fn webhooks_are_signed_retried_with_backoff_and_logged() {
     assert!(r.body.get("secret").is_none(), "{}", r.body);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn lifecycle_transitions_are_checked_audited_and_published_as_domain_events() {
+    let t = TestApp::with_events(EventSettings::default()).await;
+    events::spawn(&t.app);
+    let tenant: Uuid = TENANT.parse().unwrap();
+    let sales = t.token(tenant, &["sales"]);
+    let viewer = t.token(tenant, &["viewer"]);
+    let c = customer(&t, &sales, "Buyer").await;
+
+    // A new offer starts as draft.
+    let r = t
+        .post(
+            &sales,
+            "/api/v1/objects/offer/records",
+            &json!({"customer": c, "status": "accepted"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["details"][0]["field"], "status");
+    assert_eq!(r.body["details"][0]["rule"], "lifecycle");
+    let r = t
+        .post(
+            &sales,
+            "/api/v1/objects/offer/records",
+            &json!({"customer": c}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let base = format!("/api/v1/objects/offer/records/{id}");
+
+    // The form schema offers the transitions; the state is not editable.
+    let fs = t
+        .get(&sales, "/api/v1/objects/offer/form-schema")
+        .await
+        .body;
+    assert_eq!(fs["lifecycle"]["field"], "status");
+    assert_eq!(fs["lifecycle"]["transitions"][0]["name"], "send");
+    assert_eq!(
+        fs["lifecycle"]["transitions"][0]["event"],
+        "offers.offer.sent"
+    );
+    assert_eq!(fs["fields"]["status"]["read_only"], true);
+    let fs = t
+        .get(&viewer, "/api/v1/objects/offer/form-schema")
+        .await
+        .body;
+    assert_eq!(fs["lifecycle"]["transitions"], json!([]));
+
+    // The state does not change by PATCH.
+    let r = t
+        .patch(&sales, &base, &json!({"status": "sent"}), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body["details"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("send"));
+
+    // Rules apply in the new state: a sent offer needs lines; nothing is written.
+    let r = t
+        .post(&sales, &format!("{base}/transitions/send"), &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["details"][0]["field"], "lines");
+    let r = t
+        .patch(
+            &sales,
+            &base,
+            &json!({"lines": [{"description": "Work", "quantity": "2", "unit_price": "50"}]}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Not from this state; not for this role; unknown.
+    let r = t
+        .post(&sales, &format!("{base}/transitions/accept"), &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.body["error"], "invalid_transition");
+    let r = t
+        .post(&viewer, &format!("{base}/transitions/send"), &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = t
+        .post(&sales, &format!("{base}/transitions/fly"), &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    // A stale If-Match is refused.
+    let r = t
+        .send(
+            axum::http::Method::POST,
+            &format!("{base}/transitions/send"),
+            Some(&sales),
+            None,
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+
+    let r = t
+        .post(&sales, &format!("{base}/transitions/send"), &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "sent");
+    assert_eq!(r.body["net_total"], "100.00");
+    let r = t
+        .post(&sales, &format!("{base}/transitions/accept"), &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "accepted");
+
+    // History shows each step with the state's before and after.
+    let h = t.get(&sales, &format!("{base}/history")).await.body;
+    let actions: Vec<&str> = h["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["accepted", "sent", "updated", "created"]);
+    assert_eq!(h["data"][0]["changes"]["status"]["before"], "sent");
+    assert_eq!(h["data"][0]["changes"]["status"]["after"], "accepted");
+
+    // The domain events went out like every other event.
+    t.wait_until(ALL_PUBLISHED, "the outbox to be dispatched", 30)
+        .await;
+    for kind in ["offers.offer.sent", "offers.offer.accepted"] {
+        let n: i64 = sqlx::query_scalar("SELECT events FROM engine.activity WHERE event_type = $1")
+            .bind(kind)
+            .fetch_one(&t.app.db.admin)
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "{kind}");
+    }
+    t.cleanup().await;
+}
