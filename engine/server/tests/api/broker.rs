@@ -565,3 +565,52 @@ async fn sigkill_twenty_times_under_load_loses_nothing_and_duplicates_no_effect(
     observer.cleanup().await;
     drop(db_guard);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_on_one_database_publish_each_event_once() {
+    let _one = RABBIT.lock().await;
+    let exchange = format!("test.{}", Uuid::new_v4().simple());
+    let mut observer = Observer::new(&exchange).await;
+    let settings = EventSettings::new(Some(amqp_url()), Some(exchange.clone()));
+    let a = TestApp::with_events(settings.clone()).await;
+    let b = TestApp::with_events_on(Some(&a.db_name), settings).await;
+    events::spawn(&a.app);
+    events::spawn(&b.app);
+    let tenant: Uuid = TENANT.parse().unwrap();
+    let token = a.token(tenant, &["admin"]);
+    // Both processes write; each wakes its own relay, both poll the shared outbox.
+    for i in 0..150 {
+        let t = if i % 2 == 0 { &a } else { &b };
+        customer(t, &token, &format!("Twin {i}")).await;
+    }
+    a.wait_until(
+        "SELECT NOT EXISTS (SELECT 1 FROM engine.outbox WHERE published_at IS NULL)",
+        "the outbox to drain",
+        60,
+    )
+    .await;
+    a.wait_until(
+        "SELECT (SELECT count(*) FROM engine.inbox WHERE consumer = 'activity') = 150",
+        "the consumers to catch up",
+        60,
+    )
+    .await;
+    let pool = a.app.db.admin.clone();
+    let twice = count(
+        &pool,
+        "SELECT count(*) FROM engine.outbox WHERE publish_count <> 1",
+    )
+    .await;
+    let seen = observer.drain().await;
+    let repeats = seen.values().filter(|n| **n > 1).count();
+    assert_eq!(seen.len(), 150, "every event reached the broker");
+    assert_eq!(twice, 0, "no event was published by both relays");
+    assert_eq!(repeats, 0, "the broker received each event once");
+    assert_eq!(
+        count(&pool, "SELECT sum(events)::bigint FROM engine.activity").await,
+        150
+    );
+    observer.cleanup().await;
+    b.cleanup().await;
+    a.cleanup().await;
+}

@@ -259,7 +259,17 @@ impl TestApp {
     /// Starts on a new database with events going to `events` (the workers are not
     /// started: subscribe test consumers, then call `platform::events::spawn`).
     pub async fn with_events(events: platform::events::EventSettings) -> TestApp {
-        let db_name = format!("platform_test_{}", Uuid::new_v4().simple());
+        Self::with_events_on(None, events).await
+    }
+
+    /// The same on `db_name` when given: a second process on one database.
+    pub async fn with_events_on(
+        db_name: Option<&str>,
+        events: platform::events::EventSettings,
+    ) -> TestApp {
+        let db_name = db_name
+            .map(String::from)
+            .unwrap_or_else(|| format!("platform_test_{}", Uuid::new_v4().simple()));
         let mut settings = Self::settings(&db_name, &shipped_metadata());
         settings.events = events;
         let app = App::start(&settings).await.expect("engine starts");
