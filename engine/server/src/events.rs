@@ -211,9 +211,10 @@ impl Events {
         }
     }
 
-    /// Tells the relay that an event was just committed.
+    /// Tells the relay that an event was just committed (kept as a permit when the
+    /// relay is busy, so its next wait returns at once).
     pub fn wake(&self) {
-        self.wake.notify_waiters();
+        self.wake.notify_one();
     }
 
     pub fn subscriptions(&self) -> Vec<Subscription> {
@@ -589,18 +590,19 @@ async fn mark_published(
 /// One round to the broker: lock pending rows, publish each persistent with its id,
 /// wait for every confirm, mark the confirmed ones, commit.
 async fn publish_batch(app: &App, broker: &mut Option<Broker>) -> anyhow::Result<usize> {
-    let mut tx = app.db.admin.begin().await?;
-    let rows = take_pending(&mut tx).await?;
-    if rows.is_empty() {
-        tx.rollback().await?;
-        return Ok(0);
-    }
+    // Connect first, so no row stays locked while a connection attempt hangs.
     if !broker.as_ref().is_some_and(Broker::healthy) {
         *broker = Some(connect(&app.events.settings, true).await?);
     }
     let Some(b) = broker.as_ref() else {
         return Ok(0);
     };
+    let mut tx = app.db.admin.begin().await?;
+    let rows = take_pending(&mut tx).await?;
+    if rows.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
+    }
     let exchange = app.events.settings.exchange.as_str();
     let mut confirms = Vec::with_capacity(rows.len());
     for (id, kind, body) in &rows {
