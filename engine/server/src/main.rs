@@ -118,10 +118,9 @@ enum EventsCommand {
     },
     /// Clear a consumer's projection and its inbox, then run it over every stored event.
     Rebuild { consumer: String },
-    /// List dead letters, newest first.
+    /// List unresolved dead letters, newest first (retry them through a running engine:
+    /// POST /api/v1/events/dead-letters/{id}/retry, where their consumers run).
     DeadLetters,
-    /// Run a dead letter's consumer on its event again.
-    Retry { id: uuid::Uuid },
 }
 
 #[derive(Subcommand)]
@@ -187,9 +186,6 @@ async fn events_command(cmd: EventsCommand, database_url: &str) -> anyhow::Resul
                 );
             }
             println!("{} unresolved dead letter(s)", rows.len());
-        }
-        EventsCommand::Retry { id } => {
-            anyhow::bail!("retry {id} through a running engine: POST /api/v1/events/dead-letters/{id}/retry (its consumers run there)");
         }
     }
     Ok(())
