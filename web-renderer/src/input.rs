@@ -111,7 +111,10 @@ pub fn form_to_json(schema: &Value, pairs: &[(String, String)], update: bool) ->
                     }
                 }
             }
-            let child_fields = fs["lines"]["fields"].as_object().cloned().unwrap_or_default();
+            let child_fields = fs["lines"]["fields"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
             let mut lines = Vec::new();
             for i in order {
                 let mut line = Map::new();
@@ -193,7 +196,9 @@ mod tests {
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -26,32 +26,110 @@ pub use view::{Chrome, FieldError, FormOptions, ListState};
 /// Every template, by name. Widgets are looked up by the schema's `widget` key.
 const TEMPLATES: &[(&str, &str)] = &[
     ("layout.html", include_str!("../templates/layout.html")),
-    ("pages/login.html", include_str!("../templates/pages/login.html")),
-    ("pages/home.html", include_str!("../templates/pages/home.html")),
-    ("pages/list.html", include_str!("../templates/pages/list.html")),
-    ("pages/form.html", include_str!("../templates/pages/form.html")),
-    ("pages/history.html", include_str!("../templates/pages/history.html")),
-    ("pages/admin_fields.html", include_str!("../templates/pages/admin_fields.html")),
-    ("pages/error.html", include_str!("../templates/pages/error.html")),
-    ("widgets/_parts.html", include_str!("../templates/widgets/_parts.html")),
-    ("widgets/_line_row.html", include_str!("../templates/widgets/_line_row.html")),
-    ("widgets/text.html", include_str!("../templates/widgets/text.html")),
-    ("widgets/textarea.html", include_str!("../templates/widgets/textarea.html")),
-    ("widgets/integer.html", include_str!("../templates/widgets/integer.html")),
-    ("widgets/decimal.html", include_str!("../templates/widgets/decimal.html")),
-    ("widgets/money.html", include_str!("../templates/widgets/money.html")),
-    ("widgets/checkbox.html", include_str!("../templates/widgets/checkbox.html")),
-    ("widgets/date.html", include_str!("../templates/widgets/date.html")),
-    ("widgets/datetime.html", include_str!("../templates/widgets/datetime.html")),
-    ("widgets/email.html", include_str!("../templates/widgets/email.html")),
-    ("widgets/tel.html", include_str!("../templates/widgets/tel.html")),
-    ("widgets/url.html", include_str!("../templates/widgets/url.html")),
-    ("widgets/select.html", include_str!("../templates/widgets/select.html")),
-    ("widgets/multiselect.html", include_str!("../templates/widgets/multiselect.html")),
-    ("widgets/lookup.html", include_str!("../templates/widgets/lookup.html")),
-    ("widgets/lines.html", include_str!("../templates/widgets/lines.html")),
-    ("widgets/readonly.html", include_str!("../templates/widgets/readonly.html")),
-    ("widgets/json.html", include_str!("../templates/widgets/json.html")),
+    (
+        "pages/login.html",
+        include_str!("../templates/pages/login.html"),
+    ),
+    (
+        "pages/home.html",
+        include_str!("../templates/pages/home.html"),
+    ),
+    (
+        "pages/list.html",
+        include_str!("../templates/pages/list.html"),
+    ),
+    (
+        "pages/form.html",
+        include_str!("../templates/pages/form.html"),
+    ),
+    (
+        "pages/history.html",
+        include_str!("../templates/pages/history.html"),
+    ),
+    (
+        "pages/admin_fields.html",
+        include_str!("../templates/pages/admin_fields.html"),
+    ),
+    (
+        "pages/error.html",
+        include_str!("../templates/pages/error.html"),
+    ),
+    (
+        "widgets/_parts.html",
+        include_str!("../templates/widgets/_parts.html"),
+    ),
+    (
+        "widgets/_line_row.html",
+        include_str!("../templates/widgets/_line_row.html"),
+    ),
+    (
+        "widgets/text.html",
+        include_str!("../templates/widgets/text.html"),
+    ),
+    (
+        "widgets/textarea.html",
+        include_str!("../templates/widgets/textarea.html"),
+    ),
+    (
+        "widgets/integer.html",
+        include_str!("../templates/widgets/integer.html"),
+    ),
+    (
+        "widgets/decimal.html",
+        include_str!("../templates/widgets/decimal.html"),
+    ),
+    (
+        "widgets/money.html",
+        include_str!("../templates/widgets/money.html"),
+    ),
+    (
+        "widgets/checkbox.html",
+        include_str!("../templates/widgets/checkbox.html"),
+    ),
+    (
+        "widgets/date.html",
+        include_str!("../templates/widgets/date.html"),
+    ),
+    (
+        "widgets/datetime.html",
+        include_str!("../templates/widgets/datetime.html"),
+    ),
+    (
+        "widgets/email.html",
+        include_str!("../templates/widgets/email.html"),
+    ),
+    (
+        "widgets/tel.html",
+        include_str!("../templates/widgets/tel.html"),
+    ),
+    (
+        "widgets/url.html",
+        include_str!("../templates/widgets/url.html"),
+    ),
+    (
+        "widgets/select.html",
+        include_str!("../templates/widgets/select.html"),
+    ),
+    (
+        "widgets/multiselect.html",
+        include_str!("../templates/widgets/multiselect.html"),
+    ),
+    (
+        "widgets/lookup.html",
+        include_str!("../templates/widgets/lookup.html"),
+    ),
+    (
+        "widgets/lines.html",
+        include_str!("../templates/widgets/lines.html"),
+    ),
+    (
+        "widgets/readonly.html",
+        include_str!("../templates/widgets/readonly.html"),
+    ),
+    (
+        "widgets/json.html",
+        include_str!("../templates/widgets/json.html"),
+    ),
 ];
 
 /// Widget keys that have a template; a schema naming another one is rendered with

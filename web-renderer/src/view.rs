@@ -72,6 +72,8 @@ pub struct FormOptions {
     pub flash: Option<String>,
     /// A problem that belongs to no field (a version conflict, a refused action).
     pub alert: Option<String>,
+    /// Sent as the create request's Idempotency-Key (new records only).
+    pub idempotency_key: Option<String>,
 }
 
 /// Where a list page is: search, filters, sort and the page cursors.
@@ -225,7 +227,8 @@ pub fn display(fs: &Value, value: &Value, title: Option<&Value>, currency: &str)
 /// Whether a field is shown, not edited. Lines (children) are written with their parent
 /// record, though the schema marks them read-only as fields of their own.
 pub fn is_read_only(fs: &Value) -> bool {
-    fs["type"] != "children" && (fs["read_only"].as_bool().unwrap_or(false) || fs["widget"] == "readonly")
+    fs["type"] != "children"
+        && (fs["read_only"].as_bool().unwrap_or(false) || fs["widget"] == "readonly")
 }
 
 fn is_numeric(fs: &Value) -> bool {
@@ -257,7 +260,14 @@ struct Ctx<'a> {
 }
 
 /// One field as a template renders it; `path` is its input name.
-fn field_view(fs: &Value, path: &str, value: &Value, record: &Value, cx: &Ctx, compact: bool) -> Value {
+fn field_view(
+    fs: &Value,
+    path: &str,
+    value: &Value,
+    record: &Value,
+    cx: &Ctx,
+    compact: bool,
+) -> Value {
     let name = s(&fs["name"]);
     let read_only = is_read_only(fs);
     let mut widget = fs["widget"].as_str().unwrap_or("text").to_string();
@@ -495,7 +505,9 @@ pub fn form_context(chrome: &Chrome, schema: &Value, record: &Value, opts: &Form
         let mut views = Vec::new();
         for name in sec["fields"].as_array().into_iter().flatten() {
             let name = s(name);
-            let Some(fs) = fields.get(&name) else { continue };
+            let Some(fs) = fields.get(&name) else {
+                continue;
+            };
             let value = record.get(&name).cloned().unwrap_or(Value::Null);
             // A new record has no computed values yet; they appear after saving.
             if is_new && is_read_only(fs) && value.is_null() {
@@ -547,7 +559,10 @@ pub fn form_context(chrome: &Chrome, schema: &Value, record: &Value, opts: &Form
     // holds the record's current state.
     let mut actions = Vec::new();
     if let (false, Some(lc)) = (is_new, schema.get("lifecycle").filter(|l| l.is_object())) {
-        let state = record.get(lc["field"].as_str().unwrap_or("status")).map(s).unwrap_or_default();
+        let state = record
+            .get(lc["field"].as_str().unwrap_or("status"))
+            .map(s)
+            .unwrap_or_default();
         for t in lc["transitions"].as_array().into_iter().flatten() {
             let allowed = t["from"]
                 .as_array()
@@ -587,6 +602,7 @@ pub fn form_context(chrome: &Chrome, schema: &Value, record: &Value, opts: &Form
         "flash": opts.flash,
         "alert": opts.alert,
         "actions": actions,
+        "idempotency_key": opts.idempotency_key,
         "action": match &opts.id { Some(id) => format!("/app/o/{object}/{id}"), None => format!("/app/o/{object}/new") },
     })
 }
@@ -697,18 +713,19 @@ pub fn list_context(chrome: &Chrome, schema: &Value, records: &[Value], st: &Lis
                    "remove_href": list_href(&rest, st.sort.as_deref(), None, &[])})
         })
         .collect();
-    let filter_fields: Vec<Value> = schema["filters"]
-        .as_object()
-        .map(|m| {
-            m.iter()
+    let filter_fields: Vec<Value> =
+        schema["filters"]
+            .as_object()
+            .map(|m| {
+                m.iter()
                 .filter_map(|(name, ops)| {
                     let fs = fields.get(name)?;
                     Some(json!({"name": name, "label": fs["label"], "ops": ops, "type": fs["type"],
                         "options": fs["options"]}))
                 })
                 .collect()
-        })
-        .unwrap_or_default();
+            })
+            .unwrap_or_default();
     let next_href = st.next_cursor.as_ref().map(|c| {
         let mut trail = st.trail.clone();
         trail.push(st.cursor.clone().unwrap_or_else(|| "-".into()));
@@ -844,7 +861,11 @@ pub fn admin_context(
     let known = ["label", "name", "type", "options", "required", "help"];
     let other: Vec<String> = errors
         .iter()
-        .filter(|e| !known.iter().any(|k| e.field == *k || e.field.starts_with(&format!("{k}["))))
+        .filter(|e| {
+            !known
+                .iter()
+                .any(|k| e.field == *k || e.field.starts_with(&format!("{k}[")))
+        })
         .map(|e| e.message.clone())
         .collect();
     let selected = submitted["type"].as_str().unwrap_or("text");
@@ -885,7 +906,10 @@ mod tests {
     #[test]
     fn issue_paths_get_labels_with_row_numbers() {
         let schema = json!({"fields": {"lines": {"label": "Lines", "lines": {"fields": {"quantity": {"label": "Quantity"}}}}}});
-        assert_eq!(issue_label(&schema, "lines[1].quantity"), "Lines, row 2: Quantity");
+        assert_eq!(
+            issue_label(&schema, "lines[1].quantity"),
+            "Lines, row 2: Quantity"
+        );
         assert_eq!(issue_label(&schema, "lines"), "Lines");
         assert_eq!(dom_id("lines[1].quantity"), "f-lines-1--quantity");
     }

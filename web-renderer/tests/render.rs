@@ -42,22 +42,33 @@ fn assert_balanced(html: &str, what: &str) {
     for tag in [
         "div", "table", "form", "section", "select", "tr", "td", "ul", "fieldset", "template",
     ] {
-        let open = html.matches(&format!("<{tag}>")).count() + html.matches(&format!("<{tag} ")).count();
+        let open =
+            html.matches(&format!("<{tag}>")).count() + html.matches(&format!("<{tag} ")).count();
         let close = html.matches(&format!("</{tag}>")).count();
-        assert_eq!(open, close, "{what}: <{tag}> opened {open} times, closed {close} times");
+        assert_eq!(
+            open, close,
+            "{what}: <{tag}> opened {open} times, closed {close} times"
+        );
     }
 }
 
 /// Keeps the page in the temporary folder, to look at when an assertion fails.
 fn dump(what: &str, html: &mut String) {
     *html = html.replace("&#x2f;", "/");
-    let _ = std::fs::write(std::env::temp_dir().join(format!("platform-render-{what}.html")), html);
+    let _ = std::fs::write(
+        std::env::temp_dir().join(format!("platform-render-{what}.html")),
+        html,
+    );
 }
 
 fn dom_id(path: &str) -> String {
     let mut id = String::from("f-");
     for c in path.chars() {
-        id.push(if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' });
+        id.push(if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '-'
+        });
     }
     id.trim_end_matches('-').to_string()
 }
@@ -77,7 +88,10 @@ fn expected_paths(schema: &Value, rec: &Value) -> Vec<(String, bool)> {
                     for c in cols {
                         let c = c.as_str().expect("column");
                         let cfs = &fs["lines"]["fields"][c];
-                        out.push((format!("{name}[{i}].{c}"), !cfs["read_only"].as_bool().unwrap_or(false)));
+                        out.push((
+                            format!("{name}[{i}].{c}"),
+                            !cfs["read_only"].as_bool().unwrap_or(false),
+                        ));
                     }
                 }
             } else if !(ro && rec.get(name).is_none_or(Value::is_null)) {
@@ -101,10 +115,16 @@ fn every_shipped_object_renders_its_form_and_list() {
         let ls = form::list_schema(&cat, obj, &roles);
         for (f, def) in fs["fields"].as_object().expect("fields") {
             let w = def["widget"].as_str().expect("widget");
-            assert!(known.contains(&w), "{name}.{f}: widget `{w}` has no template");
+            assert!(
+                known.contains(&w),
+                "{name}.{f}: widget `{w}` has no template"
+            );
             for (c, cdef) in def["lines"]["fields"].as_object().into_iter().flatten() {
                 let w = cdef["widget"].as_str().expect("widget");
-                assert!(known.contains(&w), "{name}.{f}.{c}: widget `{w}` has no template");
+                assert!(
+                    known.contains(&w),
+                    "{name}.{f}.{c}: widget `{w}` has no template"
+                );
             }
         }
         let mut ch = chrome(&cat);
@@ -116,8 +136,14 @@ fn every_shipped_object_renders_its_form_and_list() {
             .unwrap_or_else(|e| panic!("{name}: new form: {e}"));
         dump(&format!("{name}-new"), &mut html);
         assert_balanced(&html, &format!("{name} new form"));
-        assert!(html.contains(&format!("action=\"/app/o/{name}/new\"")), "{name}: new form posts to /new");
-        assert!(html.contains("name=\"_csrf\" value=\"token123\""), "{name}: form carries the CSRF token");
+        assert!(
+            html.contains(&format!("action=\"/app/o/{name}/new\"")),
+            "{name}: new form posts to /new"
+        );
+        assert!(
+            html.contains("name=\"_csrf\" value=\"token123\""),
+            "{name}: form carries the CSRF token"
+        );
 
         // An existing record: the create example through the write pipeline, so computed
         // values (line amounts, totals) are there as after a save.
@@ -132,7 +158,10 @@ fn every_shipped_object_renders_its_form_and_list() {
         let errors: Vec<FieldError> = paths
             .iter()
             .filter(|(_, editable)| *editable)
-            .map(|(p, _)| FieldError { field: p.clone(), message: format!("problem with {p}") })
+            .map(|(p, _)| FieldError {
+                field: p.clone(),
+                message: format!("problem with {p}"),
+            })
             .collect();
         let opts = FormOptions {
             id: Some("0190a0b0-0000-7000-8000-000000000001".into()),
@@ -146,34 +175,58 @@ fn every_shipped_object_renders_its_form_and_list() {
         assert_balanced(&html, &format!("{name} edit form"));
         for (path, editable) in &paths {
             let id = dom_id(path);
-            assert!(html.contains(&format!("id=\"{id}\"")), "{name}: no element for `{path}`");
+            assert!(
+                html.contains(&format!("id=\"{id}\"")),
+                "{name}: no element for `{path}`"
+            );
             if *editable {
-                let wrapped = html.contains(&format!("<label for=\"{id}\"")) || html.contains(&format!("id=\"{id}\" aria-describedby")) || html.contains("<legend>");
+                let wrapped = html.contains(&format!("<label for=\"{id}\""))
+                    || html.contains(&format!("id=\"{id}\" aria-describedby"))
+                    || html.contains("<legend>");
                 assert!(wrapped, "{name}: `{path}` has no label");
                 assert!(
                     html.contains(&format!("id=\"{id}-error\"")),
                     "{name}: the issue of `{path}` is not shown by its field"
                 );
-                assert!(html.contains(&format!("problem with {path}")), "{name}: `{path}` message missing");
+                assert!(
+                    html.contains(&format!("problem with {path}")),
+                    "{name}: `{path}` message missing"
+                );
             }
         }
-        assert!(html.contains("aria-invalid=\"true\""), "{name}: invalid fields are marked");
-        assert!(html.contains("Nothing was saved"), "{name}: the error summary is shown");
+        assert!(
+            html.contains("aria-invalid=\"true\""),
+            "{name}: invalid fields are marked"
+        );
+        assert!(
+            html.contains("Nothing was saved"),
+            "{name}: the error summary is shown"
+        );
         checked += 1;
 
         // The list with that record.
-        let state = ListState { base: format!("/app/o/{name}"), ..Default::default() };
+        let state = ListState {
+            base: format!("/app/o/{name}"),
+            ..Default::default()
+        };
         let mut html = r
             .list_page(&ch, &ls, std::slice::from_ref(&rec), &state)
             .unwrap_or_else(|e| panic!("{name}: list: {e}"));
         dump(&format!("{name}-list"), &mut html);
         assert_balanced(&html, &format!("{name} list"));
         for c in ls["columns"].as_array().expect("columns") {
-            let label = ls["fields"][c.as_str().expect("column")]["label"].as_str().expect("label");
-            assert!(html.contains(label), "{name}: list column `{label}` missing");
+            let label = ls["fields"][c.as_str().expect("column")]["label"]
+                .as_str()
+                .expect("label");
+            assert!(
+                html.contains(label),
+                "{name}: list column `{label}` missing"
+            );
         }
         assert!(
-            html.contains(&format!("href=\"/app/o/{name}/0190a0b0-0000-7000-8000-000000000001\"")),
+            html.contains(&format!(
+                "href=\"/app/o/{name}/0190a0b0-0000-7000-8000-000000000001\""
+            )),
             "{name}: list rows link to their record"
         );
     }
@@ -198,14 +251,27 @@ fn offer_form_shows_money_with_its_currency_and_computed_totals() {
             &chrome(&cat),
             &fs,
             &Value::Object(rec),
-            &FormOptions { id: Some("0190a0b0-0000-7000-8000-000000000002".into()), titles, ..Default::default() },
+            &FormOptions {
+                id: Some("0190a0b0-0000-7000-8000-000000000002".into()),
+                titles,
+                ..Default::default()
+            },
         )
         .expect("renders");
     dump("offer-priced", &mut html);
-    assert!(html.contains("2,782.50 EUR"), "grand total with its currency");
+    assert!(
+        html.contains("2,782.50 EUR"),
+        "grand total with its currency"
+    );
     assert!(html.contains("1,026.00"), "line net amount");
-    assert!(html.contains("value=\"Acme d.o.o.\""), "the customer's title in its search box");
-    assert!(html.contains("name=\"lines[1].description\""), "the second line is editable");
+    assert!(
+        html.contains("value=\"Acme d.o.o.\""),
+        "the customer's title in its search box"
+    );
+    assert!(
+        html.contains("name=\"lines[1].description\""),
+        "the second line is editable"
+    );
     assert!(html.contains("data-add-line"), "lines can be added");
 }
 
@@ -218,13 +284,20 @@ fn lifecycle_actions_follow_the_current_state() {
         {"name": "send", "label": "Send", "from": ["draft"], "to": "sent"},
         {"name": "accept", "label": "Accept", "from": ["sent"], "to": "accepted"}]});
     let rec = json!({"id": "x", "version": 1, "status": "draft", "number": "OF-1"});
-    let opts = FormOptions { id: Some("x".into()), ..Default::default() };
-    let mut html = Renderer::new().form_page(&chrome(&cat), &fs, &rec, &opts).expect("renders");
+    let opts = FormOptions {
+        id: Some("x".into()),
+        ..Default::default()
+    };
+    let mut html = Renderer::new()
+        .form_page(&chrome(&cat), &fs, &rec, &opts)
+        .expect("renders");
     dump("offer-lifecycle", &mut html);
     assert!(html.contains("/app/o/offer/x/transitions/send"));
     assert!(!html.contains("/transitions/accept"));
     fs.as_object_mut().expect("object").remove("lifecycle");
-    let mut html = Renderer::new().form_page(&chrome(&cat), &fs, &rec, &opts).expect("renders");
+    let mut html = Renderer::new()
+        .form_page(&chrome(&cat), &fs, &rec, &opts)
+        .expect("renders");
     dump("offer-no-lifecycle", &mut html);
     assert!(!html.contains("/transitions/"), "no lifecycle, no actions");
 }

@@ -20,3 +20,4 @@ pub mod openapi;
 pub mod query;
 pub mod records;
 pub mod sqlvalue;
+pub mod web;

@@ -274,6 +274,7 @@ async fn shutdown_signal() {
 async fn serve(settings: Settings, addr: &str, demo: bool) -> anyhow::Result<()> {
     let app = App::start(&settings).await?;
     if demo {
+        platform::web::seed_demo_user(&app).await?;
         if platform::demo::seed(&app).await? {
             tracing::info!(tenant = %platform::demo::DEMO_TENANT, "demo data created");
         }
