@@ -78,7 +78,9 @@ fn blank_line(child_fields: &Map<String, Value>, line: &Map<String, Value>) -> b
             && child_fields.get(k).is_some_and(|fs| {
                 v.is_null()
                     || fs.get("default").is_some_and(|d| {
-                        d == v || d.to_string() == *v || d.as_str().is_some_and(|d| d == v)
+                        d == v
+                            || (d.is_number()
+                                && v.as_str().and_then(|vs| vs.parse::<f64>().ok()) == d.as_f64())
                     })
                     || (fs["widget"] == "checkbox" && v == &Value::Bool(false))
             })

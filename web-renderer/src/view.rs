@@ -143,6 +143,28 @@ pub fn group_thousands(n: &str) -> String {
     }
 }
 
+/// `12.500` -> `12.5`, `25.0000` -> `25`: decimals and percents without the zeros
+/// their scale pads them with (money keeps its cents).
+pub fn trim_decimal(n: &str) -> String {
+    if !n.contains('.')
+        || !n
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+    {
+        return n.to_string();
+    }
+    n.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// `2026-11-24T21:59:49.044286Z` -> `2026-11-24 21:59 UTC`.
+pub fn short_datetime(t: &str) -> String {
+    if t.len() >= 16 && t.as_bytes().get(10) == Some(&b'T') {
+        format!("{} {} UTC", &t[..10], &t[11..16])
+    } else {
+        t.to_string()
+    }
+}
+
 fn option_label(fs: &Value, value: &str) -> String {
     fs["options"]
         .as_array()
@@ -201,8 +223,9 @@ pub fn display(fs: &Value, value: &Value, title: Option<&Value>, currency: &str)
                 format!("{n} {currency}")
             }
         }
-        "decimal" | "integer" => group_thousands(&s(value)),
-        "percent" => format!("{} %", s(value)),
+        "decimal" => group_thousands(&trim_decimal(&s(value))),
+        "integer" => group_thousands(&s(value)),
+        "percent" => format!("{} %", trim_decimal(&s(value))),
         "picklist" => option_label(fs, &s(value)),
         "multi_picklist" => value
             .as_array()
@@ -214,7 +237,7 @@ pub fn display(fs: &Value, value: &Value, title: Option<&Value>, currency: &str)
             })
             .unwrap_or_else(|| s(value)),
         "reference" => ref_title(fs, value, title),
-        "datetime" => s(value).replace('T', " ").trim_end_matches('Z').to_string() + " UTC",
+        "datetime" => short_datetime(&s(value)),
         "children" => {
             let n = value.as_array().map(Vec::len).unwrap_or(0);
             format!("{n} line{}", if n == 1 { "" } else { "s" })
@@ -300,7 +323,12 @@ fn field_view(
         describedby.push(help_id.clone());
     }
     let title = cx.titles.get(path);
-    let currency = currency_of(fs, record, &cx.currency);
+    // In a table of lines the currency is in the column header, not in every cell.
+    let currency = if compact {
+        String::new()
+    } else {
+        currency_of(fs, record, &cx.currency)
+    };
     let selected: Vec<String> = match &value {
         Value::Array(a) => a.iter().map(s).collect(),
         v => vec![s(v)],
@@ -319,15 +347,14 @@ fn field_view(
     let input_value = match (fs["type"].as_str(), &value) {
         (Some("reference"), v) => ref_id(v),
         (Some("datetime"), Value::String(t)) => t.chars().take(16).collect(),
+        (Some("decimal" | "percent"), Value::String(n)) => trim_decimal(n),
         (Some("json"), v) if !v.is_null() && !v.is_string() => {
             serde_json::to_string_pretty(v).unwrap_or_default()
         }
         (_, v) => s(v),
     };
     let scale = fs["scale"].as_u64().unwrap_or(2);
-    let step = if fs["type"] == "integer" {
-        "1".to_string()
-    } else if scale == 0 {
+    let step = if fs["type"] == "integer" || scale == 0 {
         "1".to_string()
     } else {
         format!("0.{}1", "0".repeat(scale as usize - 1))
@@ -395,7 +422,9 @@ fn lines_view(fs: &Value, path: &str, value: &Value, cx: &Ctx) -> Value {
         .iter()
         .filter_map(|c| child_fields.get(c).map(|f| (c, f)))
         .map(|(c, f)| {
-            json!({"name": c, "label": f["label"], "numeric": is_numeric(f),
+            let unit = if f["type"] == "money" { cx.currency.clone() } else { String::new() };
+            let widget = if is_read_only(f) { "readonly" } else { f["widget"].as_str().unwrap_or("text") };
+            json!({"name": c, "label": f["label"], "numeric": is_numeric(f), "unit": unit, "widget": widget,
                    "required": f["required"].as_bool().unwrap_or(false) && !f["read_only"].as_bool().unwrap_or(false),
                    "read_only": f["read_only"].as_bool().unwrap_or(false)})
         })
@@ -595,8 +624,8 @@ pub fn form_context(chrome: &Chrome, schema: &Value, record: &Value, opts: &Form
             json!({"label": option_label(fs, &s(st)), "color": option_color(fs, &s(st))})
         }),
         "meta": if is_new { Value::Null } else { json!({
-            "created_at": record.get("created_at"), "created_by": record.get("created_by"),
-            "updated_at": record.get("updated_at"), "updated_by": record.get("updated_by")}) },
+            "created_at": short_datetime(&record.get("created_at").map(s).unwrap_or_default()), "created_by": record.get("created_by"),
+            "updated_at": short_datetime(&record.get("updated_at").map(s).unwrap_or_default()), "updated_by": record.get("updated_by")}) },
         "sections": sections,
         "errors": summary,
         "flash": opts.flash,
@@ -841,7 +870,7 @@ pub fn admin_context(
     errors: &[FieldError],
     flash: Option<&str>,
 ) -> Value {
-    let rows: Vec<Value> = schema["fields"]
+    let mut rows: Vec<Value> = schema["fields"]
         .as_object()
         .into_iter()
         .flatten()
@@ -851,6 +880,8 @@ pub fn admin_context(
                    "options": f["options"].as_array().map(|o| o.iter().map(|x| s(&x["label"])).collect::<Vec<_>>().join(", "))})
         })
         .collect();
+    // The tenant's own fields first: they are what this page changes.
+    rows.sort_by_key(|r| !r["custom"].as_bool().unwrap_or(false));
     let err = |k: &str| -> Vec<String> {
         errors
             .iter()
@@ -901,6 +932,13 @@ mod tests {
         assert_eq!(group_thousands("-1234567"), "-1,234,567");
         assert_eq!(group_thousands("999"), "999");
         assert_eq!(group_thousands("abc"), "abc");
+        assert_eq!(trim_decimal("25.0000"), "25");
+        assert_eq!(trim_decimal("12.500"), "12.5");
+        assert_eq!(trim_decimal("100"), "100");
+        assert_eq!(
+            short_datetime("2026-11-24T21:59:49.044286Z"),
+            "2026-11-24 21:59 UTC"
+        );
     }
 
     #[test]

@@ -552,7 +552,9 @@ async fn login(State(web): W, req: Request) -> Response {
     let username = field(&pairs, "username").trim().to_lowercase();
     let password = field(&pairs, "password").to_string();
     let next = safe_next(field(&pairs, "next")).to_string();
-    let row: Result<Option<(Uuid, String, String, Vec<String>)>, _> = sqlx::query_as(
+    /// Tenant, display name, password hash, roles.
+    type UserRow = (Uuid, String, String, Vec<String>);
+    let row: Result<Option<UserRow>, _> = sqlx::query_as(
         "SELECT tenant_id, display_name, password_hash, roles FROM engine.web_users WHERE username = $1",
     )
     .bind(&username)
@@ -768,10 +770,7 @@ async fn list_page(
         }
         return see_other(&with_query(&base, &q));
     }
-    st.flash = match one("deleted").as_deref() {
-        Some(_) => Some("The record was deleted.".into()),
-        None => None,
-    };
+    st.flash = one("deleted").map(|_| "The record was deleted.".to_string());
     let columns: Vec<String> = schema["columns"]
         .as_array()
         .map(|a| {

@@ -103,7 +103,7 @@ async fn create_offer_with_two_lines(c: &Client, s: &Server) -> String {
     // Computed by the pricing plugin, shown with the offer's currency.
     assert_eq!(text(c, "#f-grand_total").await, "2,782.50 EUR");
     assert_eq!(text(c, "#f-net_total").await, "2,226.00 EUR");
-    assert_eq!(text(c, "#f-lines-0--net_amount").await, "1,026.00 EUR");
+    assert_eq!(text(c, "#f-lines-0--net_amount").await, "1,026.00");
     assert_eq!(text(c, "#f-customer").await, "");
     let customer = wait(c, "#f-customer").await;
     assert_eq!(
