@@ -204,6 +204,7 @@ async fn page_sort_and_filter_the_list(c: &Client, s: &Server) {
     c.goto(&s.url("/app/o/customer")).await.expect("goto");
     assert_eq!(rows(c).await, 25);
     assert!(first_row(c).await.contains("Browser d.o.o."));
+    screenshot(c, "customer-list").await;
     click_then(c, "a[rel=next]", ".data-table").await;
     assert_eq!(rows(c).await, 6);
     assert!(first_row(c).await.contains("Bulk customer 25"));
@@ -350,4 +351,165 @@ async fn a_clerk_works_through_the_forms_in_a_browser() {
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
+}
+
+/// A request through the router, as a browser would send it (no Chromium needed).
+async fn send(
+    s: &Server,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+    origin: Option<&str>,
+) -> axum::response::Response {
+    use tower::ServiceExt;
+    let mut req = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", s.base.trim_start_matches("http://"));
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    if form.is_some() {
+        req = req.header("content-type", "application/x-www-form-urlencoded");
+    }
+    let body = axum::body::Body::from(form.unwrap_or("").to_string());
+    platform::http::router(s.app.clone())
+        .oneshot(req.body(body).expect("request"))
+        .await
+        .expect("response")
+}
+
+async fn body_text(r: axum::response::Response) -> String {
+    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test]
+async fn the_session_is_an_httponly_cookie_and_posts_need_its_csrf_token() {
+    let s = Server::start().await;
+    let origin = s.base.clone();
+    // Signed out: pages send to the sign-in page and back.
+    let r = send(&s, "GET", "/app/o/offer?sort=number", None, None, None).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/app/login?next=%2Fapp%2Fo%2Foffer%3Fsort%3Dnumber"
+    );
+    // A wrong password is refused; the right one sets the cookie.
+    let form = format!("username={USER}&password=nope&next=%2Fapp");
+    let r = send(&s, "POST", "/app/login", None, Some(&form), Some(&origin)).await;
+    assert_eq!(r.status(), 401);
+    let form = format!(
+        "username={USER}&password={}&next=https%3A%2F%2Fevil.example",
+        PASSWORD.replace(' ', "+")
+    );
+    let r = send(&s, "POST", "/app/login", None, Some(&form), Some(&origin)).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/app", "no open redirect");
+    let set = r.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().expect("pair").to_string();
+    // The page carries the CSRF token and a strict content policy.
+    let r = send(&s, "GET", "/app/o/customer/new", Some(&cookie), None, None).await;
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_string();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    let html = body_text(r).await;
+    let csrf = html
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .expect("csrf token")
+        .to_string();
+    // Without the token, or from another site, nothing is created.
+    let r = send(
+        &s,
+        "POST",
+        "/app/o/customer/new",
+        Some(&cookie),
+        Some("name=Forged"),
+        Some(&origin),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let form = format!("_csrf={csrf}&name=Forged");
+    let r = send(
+        &s,
+        "POST",
+        "/app/o/customer/new",
+        Some(&cookie),
+        Some(&form),
+        Some("http://evil.example"),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let form = format!("_csrf={csrf}&name=Real+customer");
+    let r = send(
+        &s,
+        "POST",
+        "/app/o/customer/new",
+        Some(&cookie),
+        Some(&form),
+        Some(&origin),
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .contains("saved=created"));
+    // A bad value comes back as the form with the error by its field, status 422.
+    let form = format!("_csrf={csrf}&name=X&payment_terms_days=soon");
+    let r = send(
+        &s,
+        "POST",
+        "/app/o/customer/new",
+        Some(&cookie),
+        Some(&form),
+        Some(&origin),
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    let html = body_text(r).await;
+    assert!(
+        html.contains("id=\"f-payment_terms_days-error\""),
+        "error by the field"
+    );
+    assert!(html.contains("aria-invalid=\"true\""));
+    // Assets: versioned links are cached for a year.
+    let v = platform_web_renderer::assets::version();
+    let r = send(
+        &s,
+        "GET",
+        &format!("/app/assets/app.css?v={v}"),
+        None,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .expect("cc")
+        .contains("immutable"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/css"));
+    s.stop().await;
 }
