@@ -821,8 +821,20 @@ pub fn history_context(chrome: &Chrome, schema: &Value, record: &Value, history:
                 .map(|(name, c)| {
                     let fs = fields.get(name).cloned().unwrap_or(json!({"label": name, "type": "text"}));
                     let cur = currency_of(&fs, record, &currency);
-                    json!({"label": fs["label"], "before": display(&fs, &c["before"], None, &cur),
-                           "after": display(&fs, &c["after"], None, &cur)})
+                    let shown = |v: &Value| {
+                        // A reference shows its title when the record (read with its
+                        // references expanded) still points at it.
+                        let title = match record.get(name) {
+                            Some(Value::Object(m)) if m.get("id") == Some(v) => Some(Value::Object(m.clone())),
+                            _ => None,
+                        };
+                        display(&fs, title.as_ref().unwrap_or(v), None, &cur)
+                    };
+                    let mut after = shown(&c["after"]);
+                    if fs["type"] == "children" && !c["before"].is_null() && after == shown(&c["before"]) {
+                        after.push_str(", changed");
+                    }
+                    json!({"label": fs["label"], "before": shown(&c["before"]), "after": after})
                 })
                 .collect();
             json!({"action": e["action"], "version": e["record_version"], "user": e["actor"]["user"],

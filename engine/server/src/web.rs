@@ -1102,7 +1102,8 @@ async fn edit_page(
     let flash = match q.saved.as_deref() {
         None => None,
         Some("created") => Some("Created. Computed values are shown below.".to_string()),
-        Some(_) => Some("Saved.".to_string()),
+        Some("1") => Some("Saved.".to_string()),
+        Some(action) => Some(format!("Done: {}.", action.replace('_', " "))),
     };
     show_record(&web, &s, &object, &id, StatusCode::OK, flash, None).await
 }
@@ -1310,16 +1311,7 @@ async fn history_page(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let rec = web
-        .get(
-            &s,
-            &format!(
-                "/api/v1/objects/{}/records/{}",
-                encode(&object),
-                encode(&id)
-            ),
-        )
-        .await;
+    let rec = read_record(&web, &s, &schema, &object, &id).await;
     // A deleted record still has its history.
     let record = if rec.ok() {
         rec.body

@@ -183,7 +183,7 @@ async fn edit_and_save(c: &Client, s: &Server, offer: &str) {
         title.prop("value").await.expect("value").as_deref(),
         Some("Website relaunch, phase 2")
     );
-    // The history shows both versions, newest first.
+    // The history shows every version, newest first.
     click_then(c, "a[href$='/history']", ".timeline").await;
     let events = c
         .find_all(Locator::Css(".timeline .event"))
@@ -299,6 +299,35 @@ async fn add_custom_field_and_fill_it(c: &Client, s: &Server, offer: &str) {
     click_then(c, "form.stack button[type=submit]", "#cf-options-error").await;
 }
 
+/// Lifecycle actions, when the offer has a lifecycle (none is shipped yet): the buttons
+/// are those the current state allows, and pressing one moves the record on.
+async fn press_a_lifecycle_action(c: &Client, s: &Server, offer: &str) {
+    c.goto(&s.url(&format!("/app/o/offer/{offer}")))
+        .await
+        .expect("goto");
+    wait(c, ".record-form").await;
+    let actions = c
+        .find_all(Locator::Css("button[data-action]"))
+        .await
+        .expect("actions");
+    let Some(first) = actions.first() else {
+        return;
+    };
+    let name = first
+        .attr("data-action")
+        .await
+        .expect("attr")
+        .unwrap_or_default();
+    first.click().await.expect("action");
+    wait(c, ".alert-success").await;
+    let selector = format!("button[data-action='{name}']");
+    assert!(c
+        .find_all(Locator::Css(&selector))
+        .await
+        .expect("find")
+        .is_empty());
+}
+
 async fn every_object_has_its_pages(c: &Client, s: &Server) {
     c.goto(&s.url("/app")).await.expect("goto");
     let links = c
@@ -332,6 +361,7 @@ async fn journey(c: Client, server: std::sync::Arc<Server>) {
     edit_and_save(c, server, &offer).await;
     page_sort_and_filter_the_list(c, server).await;
     add_custom_field_and_fill_it(c, server, &offer).await;
+    press_a_lifecycle_action(c, server, &offer).await;
     every_object_has_its_pages(c, server).await;
 }
 
