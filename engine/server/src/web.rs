@@ -545,6 +545,11 @@ async fn login_page(State(web): W, headers: HeaderMap, Query(q): Query<NextQuery
 }
 
 async fn login(State(web): W, req: Request) -> Response {
+    // Behind a TLS-terminating proxy the cookie is sent over HTTPS only.
+    let secure = req
+        .headers()
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let pairs = match form_post(&web, None, req).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -604,8 +609,9 @@ async fn login(State(web): W, req: Request) -> Response {
     tracing::info!(user = %username, %tenant, "signed in");
     let mut r = see_other(&next);
     let cookie = format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        SESSION_HOURS * 3600
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_HOURS * 3600,
+        if secure { "; Secure" } else { "" }
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);

@@ -62,6 +62,7 @@ async fn choose_reference(c: &Client, input: &str, query: &str) {
     fill(c, input, query).await;
     let option = wait(c, &format!("{input}-list [role=option]")).await;
     assert!(option.text().await.expect("text").contains(query));
+    screenshot(c, "reference-search").await;
     option.click().await.expect("choose");
 }
 
