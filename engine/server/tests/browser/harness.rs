@@ -232,9 +232,21 @@ pub async fn fill(c: &Client, css: &str, value: &str) {
     }
 }
 
-/// Clicks `css` and waits until the page at `expect` (a CSS selector) is there.
+/// Clicks `css`, which loads another page, and waits until that page has `expect` (a
+/// CSS selector). The old page's root going stale tells that the new one has come, so
+/// nothing is read from the page being left.
 pub async fn click_then(c: &Client, css: &str, expect: &str) {
+    let old = c.find(Locator::Css("html")).await.expect("page");
     wait(c, css).await.click().await.expect("click");
+    let mut left = false;
+    for _ in 0..200 {
+        if old.tag_name().await.is_err() {
+            left = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(left, "clicking `{css}` did not load a page");
     wait(c, expect).await;
 }
 
