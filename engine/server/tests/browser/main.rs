@@ -7,6 +7,7 @@
 
 mod harness;
 
+use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use harness::*;
 use serde_json::json;
@@ -67,9 +68,31 @@ async fn choose_reference(c: &Client, input: &str, query: &str) {
 }
 
 async fn create_offer_with_two_lines(c: &Client, s: &Server) -> String {
+    s.api_create(
+        "product",
+        json!({"sku": "CONS-H", "name": "Consulting hour", "unit": "h", "unit_price": "95.00"}),
+    )
+    .await;
     c.goto(&s.url("/app/o/offer/new")).await.expect("goto");
     choose_reference(c, "#f-customer", "Browser").await;
     fill(c, "#f-title", "Website relaunch").await;
+    // A line's product chosen with the keyboard alone: type, arrow down, Enter.
+    let product = wait(c, "#f-lines-0--product").await;
+    product.send_keys("Consult").await.expect("type");
+    wait(c, "#f-lines-0--product-list [role=option]").await;
+    let keys = format!("{}{}", char::from(Key::Down), char::from(Key::Enter));
+    product.send_keys(&keys).await.expect("keys");
+    let chosen = wait(c, "input[name='lines[0].product']").await;
+    assert!(!chosen
+        .prop("value")
+        .await
+        .expect("value")
+        .unwrap_or_default()
+        .is_empty());
+    assert_eq!(
+        product.prop("value").await.expect("value").as_deref(),
+        Some("Consulting hour")
+    );
     fill(c, "#f-lines-0--description", "Consulting").await;
     fill(c, "#f-lines-0--quantity", "12").await;
     wait(c, "#f-lines-0--unit")
@@ -105,7 +128,11 @@ async fn create_offer_with_two_lines(c: &Client, s: &Server) -> String {
     assert_eq!(text(c, "#f-grand_total").await, "2,782.50 EUR");
     assert_eq!(text(c, "#f-net_total").await, "2,226.00 EUR");
     assert_eq!(text(c, "#f-lines-0--net_amount").await, "1,026.00");
-    assert_eq!(text(c, "#f-customer").await, "");
+    let product = wait(c, "#f-lines-0--product").await;
+    assert_eq!(
+        product.prop("value").await.expect("value").as_deref(),
+        Some("Consulting hour")
+    );
     let customer = wait(c, "#f-customer").await;
     assert_eq!(
         customer.prop("value").await.expect("value").as_deref(),
