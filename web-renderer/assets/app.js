@@ -56,6 +56,16 @@
       if (ok && firstAllowed === null) firstAllowed = o.value;
     });
     if (opSelect.selectedOptions[0] && opSelect.selectedOptions[0].disabled && firstAllowed) opSelect.value = firstAllowed;
+    // A picklist's values are offered as suggestions for the value box.
+    var list = form.querySelector("datalist");
+    if (list) {
+      list.innerHTML = "";
+      (opt && opt.getAttribute("data-values") || "").split(",").filter(Boolean).forEach(function (v) {
+        var o = document.createElement("option");
+        o.value = v;
+        list.appendChild(o);
+      });
+    }
   }
   document.querySelectorAll("[data-filter-field]").forEach(limitOps);
 

@@ -147,6 +147,17 @@ async fn create_offer_with_two_lines(c: &Client, s: &Server) -> String {
     );
     c.set_window_size(1360, 1640).await.expect("resize");
     screenshot(c, "offer-form").await;
+    // On a phone the page does not scroll sideways (the lines table scrolls by itself).
+    c.set_window_size(400, 900).await.expect("resize");
+    let fits = c
+        .execute(
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(fits, json!(true), "the form is wider than a narrow window");
+    screenshot(c, "offer-form-narrow").await;
     c.set_window_size(1360, 900).await.expect("resize");
     let url = c.current_url().await.expect("url");
     url.path().rsplit('/').next().expect("id").to_string()
