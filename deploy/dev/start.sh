@@ -9,5 +9,9 @@ bash deploy/dev/browser.sh || echo "warning: chromium could not be installed; th
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/platform}"
 export JWT_SECRET="${JWT_SECRET:-dev-only-secret-change-me}"
 export RUST_LOG="${RUST_LOG:-info}"
+# Events go to the local RabbitMQ when it answers; otherwise they are dispatched in-process.
+if [ -z "${AMQP_URL+x}" ] && (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  export AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
+fi
 cargo build --release --bin platform
 exec target/release/platform serve --addr "${PLATFORM_ADDR:-${ADDR:-127.0.0.1:3010}}" --metadata metadata --demo

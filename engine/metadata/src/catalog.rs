@@ -77,6 +77,25 @@ impl Object {
         })
     }
 
+    /// Whether `roles` may take transition `t`: its roles when it names any, else
+    /// permission to update; `admin` always.
+    pub fn may_transition(&self, roles: &[String], t: &crate::model::TransitionDef) -> bool {
+        if t.roles.is_empty() {
+            self.allows(roles, Action::Update)
+        } else {
+            roles.iter().any(|r| r == "admin" || t.roles.contains(r))
+        }
+    }
+
+    /// The lifecycle's initial state (the state field's default).
+    pub fn initial_state(&self) -> Option<&str> {
+        let lc = self.def.lifecycle.as_ref()?;
+        match &self.field(&lc.field)?.default {
+            Some(crate::model::DefaultValue::Literal(Value::String(s))) => Some(s),
+            _ => None,
+        }
+    }
+
     pub fn plural_label(&self) -> String {
         self.def
             .plural_label

@@ -445,6 +445,88 @@ fn check_object(
             ));
         }
     }
+    if let Some(lc) = &def.lifecycle {
+        check_lifecycle(file, def, lc, errors);
+    }
+}
+
+fn check_lifecycle(
+    file: &str,
+    def: &ObjectDef,
+    lc: &LifecycleDef,
+    errors: &mut Vec<DefinitionError>,
+) {
+    if def.child {
+        errors.push(err(
+            file,
+            "$.lifecycle",
+            "attribute_not_allowed",
+            "lines follow their parent's lifecycle; declare it on the parent",
+        ));
+    }
+    let Some(field) = def.fields.iter().find(|f| f.name == lc.field) else {
+        errors.push(err(
+            file,
+            "$.lifecycle.field",
+            "unknown_field",
+            format!("no field named `{}`", lc.field),
+        ));
+        return;
+    };
+    if field.kind != FieldType::Picklist {
+        errors.push(err(
+            file,
+            "$.lifecycle.field",
+            "lifecycle_field",
+            format!("`{}` must be a picklist to hold the states", lc.field),
+        ));
+        return;
+    }
+    let states: BTreeSet<&str> = field.option_values().collect();
+    let initial = match &field.default {
+        Some(DefaultValue::Literal(Value::String(s))) => Some(s.as_str()),
+        _ => None,
+    };
+    if !initial.is_some_and(|s| states.contains(s)) {
+        errors.push(err(
+            file,
+            "$.lifecycle.field",
+            "lifecycle_initial",
+            format!(
+                "`{}` needs a default that is one of its options: the initial state",
+                lc.field
+            ),
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for (i, t) in lc.transitions.iter().enumerate() {
+        if !names.insert(t.name.as_str()) {
+            errors.push(err(
+                file,
+                &format!("$.lifecycle.transitions[{i}].name"),
+                "duplicate",
+                format!("transition `{}` is declared twice", t.name),
+            ));
+        }
+        for (j, s) in t.from.iter().enumerate() {
+            if !states.contains(s.as_str()) {
+                errors.push(err(
+                    file,
+                    &format!("$.lifecycle.transitions[{i}].from[{j}]"),
+                    "unknown_state",
+                    format!("`{s}` is not an option of `{}`", lc.field),
+                ));
+            }
+        }
+        if !states.contains(t.to.as_str()) {
+            errors.push(err(
+                file,
+                &format!("$.lifecycle.transitions[{i}].to"),
+                "unknown_state",
+                format!("`{}` is not an option of `{}`", t.to, lc.field),
+            ));
+        }
+    }
 }
 
 fn check_expr(

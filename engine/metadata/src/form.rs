@@ -118,6 +118,23 @@ fn field_schema(cat: &Catalog, f: &FieldDef) -> Value {
     Value::Object(m)
 }
 
+/// The transitions the caller may take (each still subject to the record's state).
+fn lifecycle(obj: &Object, roles: &[String]) -> Value {
+    let Some(lc) = &obj.def.lifecycle else {
+        return Value::Null;
+    };
+    let transitions: Vec<Value> = lc
+        .transitions
+        .iter()
+        .filter(|t| obj.may_transition(roles, t))
+        .map(|t| {
+            json!({"name": t.name, "label": t.label(), "from": t.from, "to": t.to,
+                   "event": format!("{}.{}.{}", obj.def.service, obj.name(), t.event())})
+        })
+        .collect();
+    json!({"field": lc.field, "transitions": transitions})
+}
+
 fn permissions(obj: &Object, roles: &[String]) -> Value {
     json!({
         "create": obj.allows(roles, Action::Create),
@@ -162,12 +179,22 @@ pub fn form_schema(cat: &Catalog, obj: &Object, roles: &[String]) -> Value {
             json!({"label": label, "columns": if rest.len() > 3 { 2 } else { 1 }, "fields": rest}),
         );
     }
-    let fields: Map<String, Value> = obj
+    let mut fields: Map<String, Value> = obj
         .def
         .fields
         .iter()
         .map(|f| (f.name.clone(), field_schema(cat, f)))
         .collect();
+    // The state changes through transitions only.
+    if let Some(f) = obj
+        .def
+        .lifecycle
+        .as_ref()
+        .and_then(|lc| fields.get_mut(&lc.field))
+    {
+        f["read_only"] = json!(true);
+        f["lifecycle"] = json!(true);
+    }
     json!({
         "object": obj.name(),
         "label": obj.def.label,
@@ -175,6 +202,7 @@ pub fn form_schema(cat: &Catalog, obj: &Object, roles: &[String]) -> Value {
         "description": obj.def.description,
         "title_field": obj.def.title_field,
         "permissions": permissions(obj, roles),
+        "lifecycle": lifecycle(obj, roles),
         "sections": sections,
         "fields": fields,
     })

@@ -39,6 +39,46 @@ pub struct ObjectDef {
     /// Plugin hooks, run in the order written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<HookDef>,
+    /// The states a record moves through (a picklist field) and the named transitions
+    /// between them; each transition is a domain event `<service>.<object>.<event>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<LifecycleDef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleDef {
+    /// The picklist field that holds the state; its default is the initial state.
+    pub field: String,
+    pub transitions: Vec<TransitionDef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionDef {
+    /// The action's name, in the URL: `.../records/{id}/transitions/{name}`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// States it may start from.
+    pub from: Vec<String>,
+    pub to: String,
+    /// The event's last word (`offers.offer.<event>`); the target state when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// Roles that may take it; any role that may update the object when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+impl TransitionDef {
+    pub fn event(&self) -> &str {
+        self.event.as_deref().unwrap_or(&self.to)
+    }
+
+    pub fn label(&self) -> String {
+        self.label.clone().unwrap_or_else(|| humanize(&self.name))
+    }
 }
 
 fn is_false(b: &bool) -> bool {

@@ -63,6 +63,8 @@ pub struct Settings {
     pub jwt_secret: String,
     pub allow_destructive: bool,
     pub max_connections: u32,
+    /// Where events go (a RabbitMQ exchange, or this process).
+    pub events: crate::events::EventSettings,
 }
 
 /// Every tenant's custom fields, by tenant and object, at one revision.
@@ -89,6 +91,8 @@ pub struct App {
     meta: ArcSwap<Loaded>,
     /// Serialises installs so an older version never replaces a newer one.
     install_lock: std::sync::Mutex<()>,
+    /// The outbox relay's settings, consumers and wake-up.
+    pub events: crate::events::Events,
     /// Tenants' custom fields; swapped whole when any changes.
     tenant_fields: ArcSwap<TenantFields>,
     /// Compiled objects with custom fields, by tenant and object.
@@ -149,6 +153,7 @@ impl App {
             jwt: JwtKeys::new(&s.jwt_secret),
             meta: ArcSwap::from_pointee(Loaded::new(catalog, outcome.version)?),
             install_lock: std::sync::Mutex::new(()),
+            events: crate::events::Events::new(s.events.clone()),
             tenant_fields: ArcSwap::from_pointee(TenantFields::default()),
             overlays: std::sync::Mutex::new(HashMap::new()),
         });

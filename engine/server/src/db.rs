@@ -59,7 +59,7 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
     ensure_database(url).await?;
     let opts = PgConnectOptions::from_str(url)?.disable_statement_logging();
     let admin = PgPoolOptions::new()
-        .max_connections(2)
+        .max_connections(6)
         .connect_with(opts.clone())
         .await
         .context("cannot connect to the database")?;

@@ -35,10 +35,16 @@ pub fn router(app: Arc<App>) -> Router {
             get(read).patch(patch).put(put).delete(remove),
         )
         .route("/objects/{object}/records/{id}/history", get(history))
+        .route(
+            "/objects/{object}/records/{id}/transitions/{name}",
+            axum::routing::post(transition),
+        )
         .route("/objects/{object}/form-schema", get(form_schema))
         .route("/objects/{object}/list-schema", get(list_schema))
         .route("/openapi.json", get(openapi))
-        .merge(crate::metadata_api::routes());
+        .merge(crate::metadata_api::routes())
+        .merge(crate::webhooks::routes())
+        .merge(crate::events::routes());
     let swagger: Router<Arc<App>> = utoipa_swagger_ui::SwaggerUi::new("/api/docs")
         .config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json"))
         .into();
@@ -460,6 +466,21 @@ async fn create(
                 )])
             })?,
     };
+    if let (Some(lc), Some(initial)) = (&obj.def.lifecycle, obj.initial_state()) {
+        let given = body.get(&lc.field).filter(|v| !v.is_null());
+        if given.is_some_and(|v| v.as_str() != Some(initial))
+            && !p.roles.iter().any(|r| r == "admin")
+        {
+            return Err(ApiError::validation(vec![Issue::new(
+                lc.field.clone(),
+                "lifecycle",
+                format!(
+                    "a new {object} starts as `{initial}`; it moves on through its transitions"
+                ),
+                given.cloned().unwrap_or_default(),
+            )]));
+        }
+    }
     let wctx = ctx(&app, &p, &headers, meta.version);
     let mut tx = tenant_tx(&app.db.app, p.tenant).await?;
     if let Some(key) = &key {
@@ -511,6 +532,7 @@ async fn create(
             .await?;
     }
     tx.commit().await?;
+    app.events.wake();
     let loc = format!("/api/v1/objects/{object}/records/{id}");
     Ok(record_response(StatusCode::CREATED, stored, Some(loc)))
 }
@@ -741,6 +763,29 @@ async fn update(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no {object} with id {id}")))?;
     check_version(expected, &existing)?;
+    if let Some(lc) = &obj.def.lifecycle {
+        let current = existing.get(&lc.field).cloned().unwrap_or_default();
+        if let Some(m) = body.as_object_mut() {
+            match m.get(&lc.field) {
+                Some(v) if *v != current => {
+                    let names: Vec<&str> = lc.transitions.iter().map(|t| t.name.as_str()).collect();
+                    return Err(ApiError::validation(vec![Issue::new(
+                        lc.field.clone(),
+                        "lifecycle",
+                        format!(
+                            "changes only through the transitions ({}): POST .../records/{id}/transitions/{{name}}",
+                            names.join(", ")
+                        ),
+                        v.clone(),
+                    )]));
+                }
+                // A full replacement keeps the state it does not mention.
+                _ => {
+                    m.insert(lc.field.clone(), current);
+                }
+            }
+        }
+    }
     let rec = prepare(&meta.catalog, obj, &body, mode, Some(&existing)).map_err(prepare_error)?;
     let changes = records::diff(Some(&existing), Some(&rec));
     if changes.as_object().is_some_and(|c| c.is_empty()) {
@@ -764,6 +809,86 @@ async fn update(
     )
     .await?;
     tx.commit().await?;
+    app.events.wake();
+    Ok(record_response(StatusCode::OK, stored, None))
+}
+
+/// Moves a record along its lifecycle: checks the transition is allowed for the caller
+/// and from the record's state, re-validates the record in its new state (rules such as
+/// "a sent offer has lines" apply), and writes it with an audit event and the domain
+/// event `<service>.<object>.<event>`.
+async fn transition(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    Path((object, id, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let meta = app.meta();
+    let obj = &resolve(&app, &meta, &object, &p, Action::Read)?;
+    let lc = obj
+        .def
+        .lifecycle
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found(format!("{object} has no lifecycle")))?;
+    let t = lc
+        .transitions
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = lc.transitions.iter().map(|t| t.name.as_str()).collect();
+            ApiError::not_found(format!(
+                "{object} has no transition `{name}` (it has: {})",
+                names.join(", ")
+            ))
+        })?;
+    if !obj.may_transition(&p.roles, t) {
+        return Err(ApiError::forbidden(format!(
+            "your roles may not {name} {object} records"
+        )));
+    }
+    let id = parse_id(&id)?;
+    let expected = expected_version(&headers, None)?;
+    let wctx = ctx(&app, &p, &headers, meta.version);
+    let mut tx = tenant_tx(&app.db.app, p.tenant).await?;
+    let existing = records::fetch(&mut tx, &meta.catalog, obj, p.tenant, id, true)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no {object} with id {id}")))?;
+    check_version(expected, &existing)?;
+    let state = existing
+        .get(&lc.field)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    if !t.from.contains(&state) {
+        return Err(ApiError::conflict(
+            "invalid_transition",
+            format!(
+                "cannot {name} a {object} that is `{state}` (only from: {})",
+                t.from.join(", ")
+            ),
+        ));
+    }
+    let body = json!({ lc.field.clone(): t.to });
+    let rec = prepare(&meta.catalog, obj, &body, WriteMode::Patch, Some(&existing))
+        .map_err(prepare_error)?;
+    let stored = records::update(&mut tx, &meta.catalog, obj, id, rec, &existing, &wctx).await?;
+    let version = stored
+        .get("version")
+        .and_then(|v| v.as_i64())
+        .unwrap_or_default();
+    records::record_event(
+        &mut tx,
+        obj,
+        id,
+        t.event(),
+        version,
+        records::diff(Some(&existing), Some(&stored)),
+        &stored,
+        &wctx,
+    )
+    .await?;
+    tx.commit().await?;
+    app.events.wake();
     Ok(record_response(StatusCode::OK, stored, None))
 }
 
@@ -825,5 +950,6 @@ async fn remove(
     )
     .await?;
     tx.commit().await?;
+    app.events.wake();
     Ok(StatusCode::NO_CONTENT.into_response())
 }

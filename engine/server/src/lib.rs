@@ -8,11 +8,13 @@
 //! binding and decoding), `db` (pools, migrations, tenant transactions).
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod db;
 pub mod ddl;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod evolve;
 pub mod http;
 pub mod metadata_api;
@@ -21,3 +23,4 @@ pub mod query;
 pub mod records;
 pub mod sqlvalue;
 pub mod web;
+pub mod webhooks;

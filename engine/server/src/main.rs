@@ -43,6 +43,38 @@ enum Command {
         /// Connections in the request pool.
         #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16)]
         max_connections: u32,
+        /// The RabbitMQ to publish events to; without it events are dispatched in-process.
+        #[arg(long, env = "AMQP_URL", hide_env_values = true)]
+        amqp_url: Option<String>,
+        /// The topic exchange events are published to.
+        #[arg(long, env = "AMQP_EXCHANGE", default_value = "platform.events")]
+        amqp_exchange: String,
+    },
+    /// Stored events: replay them, rebuild a projection, see dead letters.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/platform",
+            hide_env_values = true,
+            global = true
+        )]
+        database_url: String,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/platform",
+            hide_env_values = true,
+            global = true
+        )]
+        database_url: String,
     },
     /// Check the definitions; print every error and exit 1 when there is any.
     Check {
@@ -68,6 +100,131 @@ enum Command {
         #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
         jwt_secret: String,
     },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Publish stored events again (running relays pick them up; consumers' inboxes
+    /// make a repeat harmless).
+    Replay {
+        /// RFC 3339 time, e.g. 2026-11-24T10:00:00Z.
+        #[arg(long)]
+        since: chrono::DateTime<chrono::Utc>,
+        /// A routing pattern such as offers.offer.* or #.created.
+        #[arg(long = "type")]
+        pattern: Option<String>,
+        #[arg(long)]
+        tenant: Option<uuid::Uuid>,
+    },
+    /// Clear a consumer's projection and its inbox, then run it over every stored event.
+    Rebuild { consumer: String },
+    /// List dead letters, newest first.
+    DeadLetters,
+    /// Run a dead letter's consumer on its event again.
+    Retry { id: uuid::Uuid },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Link waiting events, then recompute every tenant's hash chain; exit 1 at the
+    /// first broken link.
+    Verify {
+        #[arg(long)]
+        tenant: Option<uuid::Uuid>,
+    },
+}
+
+async fn events_command(cmd: EventsCommand, database_url: &str) -> anyhow::Result<()> {
+    use platform::events;
+    let db = platform::db::connect(database_url, 2).await?;
+    match cmd {
+        EventsCommand::Replay {
+            since,
+            pattern,
+            tenant,
+        } => {
+            let n = events::replay(&db, since, pattern.as_deref(), tenant).await?;
+            println!("{n} stored event(s) queued to be published again");
+        }
+        EventsCommand::Rebuild { consumer } => {
+            let sub = events::builtin_subscriptions()
+                .into_iter()
+                .find(|s| s.name == consumer)
+                .ok_or_else(|| {
+                    let names: Vec<String> = events::builtin_subscriptions()
+                        .into_iter()
+                        .map(|s| s.name)
+                        .collect();
+                    anyhow::anyhow!("no consumer named {consumer} (known: {})", names.join(", "))
+                })?;
+            let (seen, done) = events::rebuild(&db, &sub).await?;
+            println!("rebuilt {consumer}: {seen} stored event(s) read, {done} handled");
+        }
+        EventsCommand::DeadLetters => {
+            type Row = (
+                uuid::Uuid,
+                String,
+                uuid::Uuid,
+                String,
+                String,
+                i32,
+                chrono::DateTime<chrono::Utc>,
+            );
+            let rows: Vec<Row> =
+                sqlx::query_as("SELECT id, consumer, tenant_id, event_type, error, attempts, created_at FROM engine.dead_letters WHERE resolved_at IS NULL ORDER BY created_at DESC")
+                    .fetch_all(&db.admin)
+                    .await?;
+            for r in &rows {
+                println!(
+                    "{}  {}  consumer={} tenant={} type={} attempts={}\n    {}",
+                    r.6.to_rfc3339(),
+                    r.0,
+                    r.1,
+                    r.2,
+                    r.3,
+                    r.5,
+                    r.4
+                );
+            }
+            println!("{} unresolved dead letter(s)", rows.len());
+        }
+        EventsCommand::Retry { id } => {
+            anyhow::bail!("retry {id} through a running engine: POST /api/v1/events/dead-letters/{id}/retry (its consumers run there)");
+        }
+    }
+    Ok(())
+}
+
+async fn audit_command(cmd: AuditCommand, database_url: &str) -> anyhow::Result<bool> {
+    let db = platform::db::connect(database_url, 1).await?;
+    match cmd {
+        AuditCommand::Verify { tenant } => {
+            let sealed = platform::audit::seal_all(&db.admin).await?;
+            let report = platform::audit::verify(&db.admin, tenant).await?;
+            if sealed > 0 {
+                println!("linked {sealed} waiting event(s) first");
+            }
+            match &report.first_break {
+                None => {
+                    println!(
+                        "ok: {} tenant chain(s), {} link(s), no break",
+                        report.tenants, report.links
+                    );
+                    Ok(true)
+                }
+                Some(b) => {
+                    println!(
+                        "BROKEN: tenant {}, link {}, event {}: {}",
+                        b.tenant,
+                        b.seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                        b.event_id,
+                        b.reason
+                    );
+                    Ok(false)
+                }
+            }
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -198,6 +355,27 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Events {
+            command,
+            database_url,
+        } => match events_command(command, &database_url).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Audit {
+            command,
+            database_url,
+        } => match audit_command(command, &database_url).await {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Metadata { command } => match metadata_command(command).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -227,6 +405,8 @@ async fn main() -> ExitCode {
             database_url,
             jwt_secret,
             max_connections,
+            amqp_url,
+            amqp_exchange,
         } => {
             init_tracing();
             let settings = Settings {
@@ -235,6 +415,7 @@ async fn main() -> ExitCode {
                 jwt_secret,
                 allow_destructive,
                 max_connections,
+                events: platform::events::EventSettings::new(amqp_url, Some(amqp_exchange)),
             };
             match serve(settings, &addr, demo).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -273,6 +454,11 @@ async fn shutdown_signal() {
 
 async fn serve(settings: Settings, addr: &str, demo: bool) -> anyhow::Result<()> {
     let app = App::start(&settings).await?;
+    platform::events::spawn(&app);
+    match &settings.events.amqp_url {
+        Some(_) => tracing::info!(exchange = %settings.events.exchange, "events go to RabbitMQ"),
+        None => tracing::info!("no AMQP_URL: events are dispatched in-process"),
+    }
     if demo {
         platform::web::seed_demo_user(&app).await?;
         if platform::demo::seed(&app).await? {

@@ -343,6 +343,30 @@ pub fn build(
                     .operation(HttpMethod::Delete, delete)
                     .build(),
             );
+        for t in obj.def.lifecycle.iter().flat_map(|lc| &lc.transitions) {
+            let event = format!("{}.{o}.{}", obj.def.service, t.event());
+            let op = OperationBuilder::new()
+                .tag(tag.clone())
+                .operation_id(Some(format!("{}_{o}", t.name)))
+                .summary(Some(t.label()))
+                .description(Some(format!(
+                    "Moves the record from {} to `{}` and publishes `{event}`. The record is validated in its new state.",
+                    t.from.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(" or "),
+                    t.to
+                )))
+                .parameter(id_param())
+                .parameter(header_param("If-Match", "\"<version>\": refused with 409 when the record changed since"))
+                .response("200", ok("The record in its new state"))
+                .response("403", error_response("The caller's roles may not take this transition"))
+                .response("404", error_response("No such record for this tenant"))
+                .response("409", error_response("Not allowed from the record's state, or stale version"))
+                .response("422", error_response("The record is not valid in the new state"))
+                .security(security.clone());
+            paths = paths.path(
+                format!("/api/v1/objects/{o}/records/{{id}}/transitions/{}", t.name),
+                PathItem::builder().operation(HttpMethod::Post, op).build(),
+            );
+        }
     }
     OpenApiBuilder::new()
         .info(

@@ -683,7 +683,8 @@ pub async fn record_event(
         "WITH audit AS (
             INSERT INTO engine.audit_events (id, tenant_id, object, record_id, action, record_version, actor, roles,
                 request_id, correlation_id, metadata_version, changes, occurred_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13))
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)),
+         unsealed AS (INSERT INTO engine.audit_unsealed (event_id, tenant_id) VALUES ($1, $2))
          INSERT INTO engine.outbox (id, tenant_id, event_type, envelope, created_at) VALUES ($1, $2, $14, $15, $13)",
     )
     .bind(event_id)

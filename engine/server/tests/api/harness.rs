@@ -96,6 +96,7 @@ impl TestApp {
             jwt_secret: SECRET.into(),
             allow_destructive: false,
             max_connections: 4,
+            events: platform::events::EventSettings::default(),
         }
     }
 
@@ -243,4 +244,48 @@ pub async fn customer(t: &TestApp, token: &str, name: &str) -> String {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     r.body["id"].as_str().expect("id").to_string()
+}
+
+/// The RabbitMQ the tests use (guest on loopback unless TEST_AMQP_URL says otherwise).
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Tests that use RabbitMQ run one at a time: one of them stops the broker.
+pub static RABBIT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+impl TestApp {
+    /// Starts on a new database with events going to `events` (the workers are not
+    /// started: subscribe test consumers, then call `platform::events::spawn`).
+    pub async fn with_events(events: platform::events::EventSettings) -> TestApp {
+        let db_name = format!("platform_test_{}", Uuid::new_v4().simple());
+        let mut settings = Self::settings(&db_name, &shipped_metadata());
+        settings.events = events;
+        let app = App::start(&settings).await.expect("engine starts");
+        TestApp {
+            router: platform::http::router(app.clone()),
+            app,
+            db_name,
+        }
+    }
+
+    /// Waits until `sql` (a scalar query run as the owner) returns true.
+    pub async fn wait_until(&self, sql: &str, what: &str, secs: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let ok: bool = sqlx::query_scalar(sql)
+                .fetch_one(&self.app.db.admin)
+                .await
+                .expect("wait query");
+            if ok {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
 }

@@ -4,7 +4,9 @@
 
 mod harness;
 
+mod broker;
 mod definitions;
+mod events;
 mod listing;
 mod metadata;
 mod openapi;

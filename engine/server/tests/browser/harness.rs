@@ -38,6 +38,7 @@ impl Server {
             jwt_secret: "browser-test-secret".into(),
             allow_destructive: false,
             max_connections: 8,
+            events: platform::events::EventSettings::default(),
         };
         let app = App::start(&settings).await.expect("engine starts");
         let tenant = Uuid::new_v4();
