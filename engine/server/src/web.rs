@@ -36,6 +36,8 @@ use uuid::Uuid;
 pub const COOKIE: &str = "platform_session";
 /// How long a sign-in lasts.
 pub const SESSION_HOURS: i64 = 8;
+/// Marks a flash message that names a lifecycle action (replaced by its label).
+const ACTION_DONE: &str = "\u{0}action:";
 /// Rows on a list page.
 const PAGE_SIZE: usize = 25;
 /// Roles that see the custom-field admin (the Metadata API checks again).
@@ -1109,7 +1111,8 @@ async fn edit_page(
         None => None,
         Some("created") => Some("Created. Computed values are shown below.".to_string()),
         Some("1") => Some("Saved.".to_string()),
-        Some(action) => Some(format!("Done: {}.", action.replace('_', " "))),
+        // A lifecycle action: named by its label in show_record.
+        Some(action) => Some(format!("{ACTION_DONE}{action}")),
     };
     show_record(&web, &s, &object, &id, StatusCode::OK, flash, None).await
 }
@@ -1132,6 +1135,19 @@ async fn show_record(
         return web.api_error(s, &r);
     }
     let titles = line_titles(web, s, &schema, &r.body).await;
+    let flash = flash.map(|f| match f.strip_prefix(ACTION_DONE) {
+        Some(name) => {
+            let label = schema["lifecycle"]["transitions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| t["name"] == name)
+                .and_then(|t| t["label"].as_str())
+                .unwrap_or(name);
+            format!("{label}: done.")
+        }
+        None => f,
+    });
     let opts = FormOptions {
         id: Some(id.to_string()),
         titles,

@@ -338,33 +338,45 @@ async fn add_custom_field_and_fill_it(c: &Client, s: &Server, offer: &str) {
     click_then(c, "form.stack button[type=submit]", "#cf-options-error").await;
 }
 
-/// Lifecycle actions, when the offer has a lifecycle (none is shipped yet): the buttons
-/// are those the current state allows, and pressing one moves the record on.
-async fn press_a_lifecycle_action(c: &Client, s: &Server, offer: &str) {
+/// The offer's lifecycle: the buttons are the transitions its current state allows, and
+/// pressing one moves the record on (draft -> sent -> accepted).
+async fn press_lifecycle_actions(c: &Client, s: &Server, offer: &str) {
     c.goto(&s.url(&format!("/app/o/offer/{offer}")))
         .await
         .expect("goto");
-    wait(c, ".record-form").await;
-    let actions = c
-        .find_all(Locator::Css("button[data-action]"))
-        .await
-        .expect("actions");
-    let Some(first) = actions.first() else {
-        return;
-    };
-    let name = first
-        .attr("data-action")
-        .await
-        .expect("attr")
-        .unwrap_or_default();
-    first.click().await.expect("action");
-    wait(c, ".alert-success").await;
-    let selector = format!("button[data-action='{name}']");
+    assert!(text(c, "h1 .badge").await.contains("Draft"));
+    assert_eq!(actions(c).await, vec!["send"]);
+    click_then(c, "button[data-action=send]", ".alert-success").await;
+    assert!(text(c, ".alert-success").await.contains("Send to customer"));
+    assert!(text(c, "h1 .badge").await.contains("Sent"));
+    assert_eq!(actions(c).await, vec!["accept", "reject", "expire"]);
+    screenshot(c, "offer-sent").await;
+    click_then(c, "button[data-action=accept]", ".alert-success").await;
+    assert!(text(c, "h1 .badge").await.contains("Accepted"));
+    assert!(actions(c).await.is_empty());
+    // The state is not a field to edit: it changes through the actions only.
     assert!(c
-        .find_all(Locator::Css(&selector))
+        .find_all(Locator::Css("select[name=status]"))
         .await
         .expect("find")
         .is_empty());
+}
+
+async fn actions(c: &Client) -> Vec<String> {
+    let mut names = Vec::new();
+    for b in c
+        .find_all(Locator::Css("button[data-action]"))
+        .await
+        .expect("actions")
+    {
+        names.push(
+            b.attr("data-action")
+                .await
+                .expect("attr")
+                .unwrap_or_default(),
+        );
+    }
+    names
 }
 
 async fn every_object_has_its_pages(c: &Client, s: &Server) {
@@ -400,7 +412,7 @@ async fn journey(c: Client, server: std::sync::Arc<Server>) {
     edit_and_save(c, server, &offer).await;
     page_sort_and_filter_the_list(c, server).await;
     add_custom_field_and_fill_it(c, server, &offer).await;
-    press_a_lifecycle_action(c, server, &offer).await;
+    press_lifecycle_actions(c, server, &offer).await;
     every_object_has_its_pages(c, server).await;
 }
 
