@@ -36,8 +36,6 @@ use uuid::Uuid;
 pub const COOKIE: &str = "platform_session";
 /// How long a sign-in lasts.
 pub const SESSION_HOURS: i64 = 8;
-/// Marks a flash message that names a lifecycle action (replaced by its label).
-const ACTION_DONE: &str = "\u{0}action:";
 /// Rows on a list page.
 const PAGE_SIZE: usize = 25;
 /// Roles that see the custom-field admin (the Metadata API checks again).
@@ -1109,12 +1107,20 @@ async fn edit_page(
     };
     let flash = match q.saved.as_deref() {
         None => None,
-        Some("created") => Some("Created. Computed values are shown below.".to_string()),
-        Some("1") => Some("Saved.".to_string()),
-        // A lifecycle action: named by its label in show_record.
-        Some(action) => Some(format!("{ACTION_DONE}{action}")),
+        Some("created") => Some(Flash::Text(
+            "Created. Computed values are shown below.".into(),
+        )),
+        Some("1") => Some(Flash::Text("Saved.".into())),
+        Some(action) => Some(Flash::Action(action.to_string())),
     };
     show_record(&web, &s, &object, &id, StatusCode::OK, flash, None).await
+}
+
+/// A success message on a record's page.
+enum Flash {
+    Text(String),
+    /// A lifecycle action was taken; named by its label.
+    Action(String),
 }
 
 async fn show_record(
@@ -1123,7 +1129,7 @@ async fn show_record(
     object: &str,
     id: &str,
     status: StatusCode,
-    flash: Option<String>,
+    flash: Option<Flash>,
     alert: Option<String>,
 ) -> Response {
     let schema = match form_schema(web, s, object).await {
@@ -1135,18 +1141,19 @@ async fn show_record(
         return web.api_error(s, &r);
     }
     let titles = line_titles(web, s, &schema, &r.body).await;
-    let flash = flash.map(|f| match f.strip_prefix(ACTION_DONE) {
-        Some(name) => {
+    let flash = flash.map(|f| match f {
+        Flash::Action(name) => {
             let label = schema["lifecycle"]["transitions"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .find(|t| t["name"] == name)
+                .find(|t| t["name"] == name.as_str())
                 .and_then(|t| t["label"].as_str())
-                .unwrap_or(name);
+                .unwrap_or(&name)
+                .to_string();
             format!("{label}: done.")
         }
-        None => f,
+        Flash::Text(t) => t,
     });
     let opts = FormOptions {
         id: Some(id.to_string()),
