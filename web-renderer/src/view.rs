@@ -280,6 +280,8 @@ struct Ctx<'a> {
     titles: &'a Map<String, Value>,
     currency: String,
     is_new: bool,
+    /// Whether the caller may save this form; if not, every field is shown, not edited.
+    editable: bool,
 }
 
 /// One field as a template renders it; `path` is its input name.
@@ -292,7 +294,7 @@ fn field_view(
     compact: bool,
 ) -> Value {
     let name = s(&fs["name"]);
-    let read_only = is_read_only(fs);
+    let read_only = is_read_only(fs) || !cx.editable;
     let mut widget = fs["widget"].as_str().unwrap_or("text").to_string();
     if read_only {
         widget = "readonly".into();
@@ -423,7 +425,7 @@ fn lines_view(fs: &Value, path: &str, value: &Value, cx: &Ctx) -> Value {
         .filter_map(|c| child_fields.get(c).map(|f| (c, f)))
         .map(|(c, f)| {
             let unit = if f["type"] == "money" { cx.currency.clone() } else { String::new() };
-            let widget = if is_read_only(f) { "readonly" } else { f["widget"].as_str().unwrap_or("text") };
+            let widget = if is_read_only(f) || !cx.editable { "readonly" } else { f["widget"].as_str().unwrap_or("text") };
             json!({"name": c, "label": f["label"], "numeric": is_numeric(f), "unit": unit, "widget": widget,
                    "required": f["required"].as_bool().unwrap_or(false) && !f["read_only"].as_bool().unwrap_or(false),
                    "read_only": f["read_only"].as_bool().unwrap_or(false)})
@@ -436,6 +438,7 @@ fn lines_view(fs: &Value, path: &str, value: &Value, cx: &Ctx) -> Value {
             titles: cx.titles,
             currency: cx.currency.clone(),
             is_new: new,
+            editable: cx.editable,
         };
         let cells: Vec<Value> = columns
             .iter()
@@ -458,7 +461,7 @@ fn lines_view(fs: &Value, path: &str, value: &Value, cx: &Ctx) -> Value {
             .map(|e| e.message.clone())
             .collect();
         json!({"index": index, "path": row_path, "dom": dom_id(&row_path), "id": line.get("id").map(s).unwrap_or_default(),
-               "cells": cells, "errors": errors})
+               "cells": cells, "errors": errors, "editable": cx.editable})
     };
     let mut rows: Vec<Value> = value
         .as_array()
@@ -479,6 +482,7 @@ fn lines_view(fs: &Value, path: &str, value: &Value, cx: &Ctx) -> Value {
         "rows": rows,
         "template": row("__INDEX__", &json!({}), true),
         "next_index": rows.len(),
+        "editable": cx.editable,
     })
 }
 
@@ -522,11 +526,18 @@ pub fn form_context(chrome: &Chrome, schema: &Value, record: &Value, opts: &Form
                 .find_map(|c| fields.get(c).map(|f| s(&f["default"])))
         })
         .unwrap_or_default();
+    let perms = &schema["permissions"];
+    let editable = if is_new {
+        perms["create"].as_bool().unwrap_or(false)
+    } else {
+        perms["update"].as_bool().unwrap_or(false)
+    };
     let cx = Ctx {
         errors: &opts.errors,
         titles: &opts.titles,
         currency,
         is_new,
+        editable,
     };
     let mut rendered: Vec<String> = Vec::new();
     let mut sections = Vec::new();
@@ -601,12 +612,6 @@ pub fn form_context(chrome: &Chrome, schema: &Value, record: &Value, opts: &Form
             }
         }
     }
-    let perms = &schema["permissions"];
-    let editable = if is_new {
-        perms["create"].as_bool().unwrap_or(false)
-    } else {
-        perms["update"].as_bool().unwrap_or(false)
-    };
     json!({
         "chrome": chrome,
         "title": record_title,

@@ -301,3 +301,37 @@ fn lifecycle_actions_follow_the_current_state() {
     dump("offer-no-lifecycle", &mut html);
     assert!(!html.contains("/transitions/"), "no lifecycle, no actions");
 }
+
+#[test]
+fn a_caller_who_may_not_update_sees_values_not_inputs() {
+    let cat = catalog();
+    let obj = cat.get("offer").expect("offer");
+    let fs = form::form_schema(&cat, obj, &["viewer".to_string()]);
+    assert_eq!(
+        fs["permissions"]["update"],
+        json!(false),
+        "viewers only read offers"
+    );
+    let mut example = platform_metadata::example::create_example(&cat, obj);
+    example.as_object_mut().expect("object").remove("id");
+    let mut rec = prepare(&cat, obj, &example, WriteMode::Create, None).expect("valid");
+    rec.insert("id".into(), json!("x"));
+    rec.insert("version".into(), json!(1));
+    let opts = FormOptions {
+        id: Some("x".into()),
+        ..Default::default()
+    };
+    let mut html = Renderer::new()
+        .form_page(&chrome(&cat), &fs, &Value::Object(rec), &opts)
+        .expect("renders");
+    dump("offer-viewer", &mut html);
+    assert_balanced(&html, "offer for a viewer");
+    for name in ["title", "customer", "lines[0].quantity"] {
+        assert!(
+            !html.contains(&format!("name=\"{name}\"")),
+            "`{name}` is editable for a viewer"
+        );
+    }
+    assert!(!html.contains("data-add-line") && !html.contains("data-remove-line"));
+    assert!(!html.contains(">Save<"), "no save button");
+}
