@@ -81,9 +81,28 @@
   }
   function choose(input, li) {
     var box = input.closest("[data-lookup]");
-    box.querySelector("[data-lookup-value]").value = li.getAttribute("data-id");
+    var hidden = box.querySelector("[data-lookup-value]");
+    hidden.value = li.getAttribute("data-id");
     input.value = li.getAttribute("data-title");
     close(input);
+    // In a line, inputs named like fields of the chosen record (a product's unit,
+    // price, tax rate) take its values, unless the user has already changed them.
+    var row = input.closest("tr[data-line-row]");
+    if (!row) return;
+    var prefix = hidden.name.slice(0, hidden.name.lastIndexOf(".") + 1);
+    var values = JSON.parse(li.getAttribute("data-values") || "{}");
+    Object.keys(values).forEach(function (k) {
+      var el = row.querySelector('[name="' + prefix + k + '"]:not([type=hidden])');
+      if (!el || el === input) return;
+      var untouched = el.tagName === "SELECT"
+        ? Array.prototype.every.call(el.options, function (o) { return o.selected === o.defaultSelected; })
+        : el.value === el.defaultValue;
+      if (el.type === "checkbox") {
+        if (el.checked === el.defaultChecked) el.checked = values[k] === true;
+      } else if (untouched || el.value === "") {
+        el.value = String(values[k]);
+      }
+    });
   }
   function search(input) {
     var box = input.closest("[data-lookup]");
@@ -105,6 +124,7 @@
           li.setAttribute("role", "option");
           li.setAttribute("data-id", it.id);
           li.setAttribute("data-title", it.title);
+          li.setAttribute("data-values", JSON.stringify(it.values || {}));
           li.textContent = it.title;
           if (it.detail) {
             var small = document.createElement("span");

@@ -865,6 +865,7 @@ async fn lookup(
     if !r.ok() {
         return (r.status, axum::Json(json!([]))).into_response();
     }
+    let schema_fields = r.body["fields"].clone();
     let tf = r.body["title_field"].as_str().unwrap_or("id").to_string();
     let textual = r.body["filters"][&tf]
         .as_array()
@@ -900,7 +901,27 @@ async fn lookup(
             let detail = rec["number"]
                 .as_str()
                 .filter(|n| tf != "number" && !n.is_empty());
-            json!({"id": id, "title": title, "detail": detail})
+            // The record's plain values, as its inputs would show them: a line's
+            // inputs of the same name are filled from them when it is chosen (a
+            // product's unit, price and tax rate).
+            let values: Map<String, Value> = rec
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| {
+                    let kind = schema_fields[k.as_str()]["type"].as_str()?;
+                    let shown = match (kind, v) {
+                        ("decimal" | "percent", Value::String(n)) => {
+                            json!(platform_web_renderer::view::trim_decimal(n))
+                        }
+                        ("reference" | "children" | "json" | "multi_picklist", _) => return None,
+                        (_, Value::Null) => return None,
+                        (_, v) => v.clone(),
+                    };
+                    Some((k.clone(), shown))
+                })
+                .collect();
+            json!({"id": id, "title": title, "detail": detail, "values": values})
         })
         .collect();
     (

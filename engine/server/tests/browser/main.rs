@@ -93,6 +93,17 @@ async fn create_offer_with_two_lines(c: &Client, s: &Server) -> String {
         product.prop("value").await.expect("value").as_deref(),
         Some("Consulting hour")
     );
+    // The product's unit and price fill the line's inputs of the same name.
+    let price = wait(c, "#f-lines-0--unit_price").await;
+    assert_eq!(
+        price.prop("value").await.expect("value").as_deref(),
+        Some("95.00")
+    );
+    let unit = wait(c, "#f-lines-0--unit").await;
+    assert_eq!(
+        unit.prop("value").await.expect("value").as_deref(),
+        Some("h")
+    );
     fill(c, "#f-lines-0--description", "Consulting").await;
     fill(c, "#f-lines-0--quantity", "12").await;
     wait(c, "#f-lines-0--unit")
