@@ -51,6 +51,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/pages/admin_fields.html"),
     ),
     (
+        "pages/admin_users.html",
+        include_str!("../templates/pages/admin_users.html"),
+    ),
+    (
         "pages/error.html",
         include_str!("../templates/pages/error.html"),
     ),
@@ -271,6 +275,43 @@ impl Renderer {
     ) -> Result<String, RenderError> {
         let ctx = view::history_context(chrome, schema, record, history);
         self.render("pages/history.html", &ctx)
+    }
+
+    /// The users of the caller's tenant and a form to add one. `users` are
+    /// `{username, display_name, roles, last_login}`; `roles` the roles to offer.
+    pub fn admin_users_page(
+        &self,
+        chrome: &Chrome,
+        users: &[serde_json::Value],
+        roles: &[String],
+        submitted: &serde_json::Value,
+        errors: &[FieldError],
+        flash: Option<&str>,
+    ) -> Result<String, RenderError> {
+        let chosen: Vec<&str> = submitted["roles"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r.as_str()).collect())
+            .unwrap_or_default();
+        let roles: Vec<serde_json::Value> = roles
+            .iter()
+            .map(|r| serde_json::json!({"name": r, "checked": chosen.contains(&r.as_str())}))
+            .collect();
+        let err = |k: &str| -> Vec<&str> {
+            errors
+                .iter()
+                .filter(|e| e.field == k)
+                .map(|e| e.message.as_str())
+                .collect()
+        };
+        self.render(
+            "pages/admin_users.html",
+            &serde_json::json!({
+                "chrome": chrome, "title": "Users", "users": users, "roles": roles, "form": submitted,
+                "errors": {"username": err("username"), "display_name": err("display_name"),
+                           "password": err("password"), "roles": err("roles")},
+                "has_errors": !errors.is_empty(), "flash": flash,
+            }),
+        )
     }
 
     /// The custom-field admin page of one object: its fields and a form to add one.

@@ -335,3 +335,30 @@ fn a_caller_who_may_not_update_sees_values_not_inputs() {
     assert!(!html.contains("data-add-line") && !html.contains("data-remove-line"));
     assert!(!html.contains(">Save<"), "no save button");
 }
+
+#[test]
+fn the_users_page_lists_users_and_shows_errors_by_their_fields() {
+    let cat = catalog();
+    let users = vec![
+        json!({"username": "demo", "display_name": "Demo Clerk", "roles": ["admin"], "last_login": null}),
+    ];
+    let roles = vec!["admin".to_string(), "viewer".to_string()];
+    let errors = vec![FieldError {
+        field: "password".into(),
+        message: "Use at least 8 characters.".into(),
+    }];
+    let mut html = Renderer::new()
+        .admin_users_page(
+            &chrome(&cat),
+            &users,
+            &roles,
+            &json!({"username": "vera", "roles": ["viewer"]}),
+            &errors,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("users page: {e}"));
+    dump("admin-users", &mut html);
+    assert_balanced(&html, "users page");
+    assert!(html.contains("Demo Clerk") && html.contains("id=\"u-password-error\""));
+    assert!(html.contains("value=\"viewer\" checked"));
+}

@@ -79,6 +79,7 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
             "/app/admin/fields/{object}",
             get(admin_page).post(admin_add),
         )
+        .route("/app/admin/users", get(users_page).post(users_add))
         .route("/app/{*rest}", get(not_found))
         .with_state(web)
 }
@@ -1589,4 +1590,198 @@ mod tests {
         assert!(verify_password("s3cret", &h));
         assert!(!verify_password("wrong", &h));
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Users of the tenant (administrators)
+
+/// The roles an administrator may give: every role an object's permissions name, plus
+/// the administrators' own.
+fn known_roles(web: &Web) -> Vec<String> {
+    let meta = web.app.meta();
+    let mut roles: std::collections::BTreeSet<String> = meta
+        .catalog
+        .objects()
+        .flat_map(|o| o.def.permissions.keys().cloned())
+        .collect();
+    for r in ADMIN_ROLES {
+        roles.insert(r.to_string());
+    }
+    roles.into_iter().collect()
+}
+
+#[derive(serde::Deserialize, Default)]
+struct UsersQuery {
+    added: Option<String>,
+}
+
+async fn users_page(
+    State(web): W,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Query(q): Query<UsersQuery>,
+) -> Response {
+    let s = match require(&web, &headers, &uri).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let flash = q
+        .added
+        .map(|u| format!("The user {u} was added and can sign in now."));
+    users_render(&web, &s, &json!({}), &[], flash.as_deref(), StatusCode::OK).await
+}
+
+async fn users_render(
+    web: &Web,
+    s: &Session,
+    submitted: &Value,
+    errors: &[FieldError],
+    flash: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let chrome = web.chrome(s, None);
+    if !chrome.can_admin {
+        return web.error(
+            Some(s),
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Managing users needs the role admin or tenant_admin.",
+        );
+    }
+    type Row = (
+        String,
+        String,
+        Vec<String>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    );
+    let rows: Vec<Row> = match sqlx::query_as(
+        "SELECT username, display_name, roles, last_login_at FROM engine.web_users WHERE tenant_id = $1 ORDER BY display_name, username",
+    )
+    .bind(s.principal.tenant)
+    .fetch_all(&web.app.db.admin)
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    };
+    let users: Vec<Value> = rows
+        .into_iter()
+        .map(|(u, d, r, l)| {
+            json!({"username": u, "display_name": d, "roles": r,
+                   "last_login": l.map(|t| platform_web_renderer::view::short_datetime(&platform_metadata::values::format_datetime(t)))})
+        })
+        .collect();
+    let roles = known_roles(web);
+    web.render(
+        status,
+        web.pages
+            .admin_users_page(&chrome, &users, &roles, submitted, errors, flash),
+    )
+}
+
+async fn users_add(State(web): W, req: Request) -> Response {
+    let uri = req.uri().clone();
+    let s = match require(&web, req.headers(), &uri).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let pairs = match form_post(&web, Some(&s), req).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !s
+        .principal
+        .roles
+        .iter()
+        .any(|r| ADMIN_ROLES.contains(&r.as_str()))
+    {
+        return web.error(
+            Some(&s),
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Managing users needs the role admin or tenant_admin.",
+        );
+    }
+    let username = field(&pairs, "username").trim().to_lowercase();
+    let display = field(&pairs, "display_name").trim().to_string();
+    let password = field(&pairs, "password").to_string();
+    let known = known_roles(&web);
+    let roles: Vec<String> = pairs
+        .iter()
+        .filter(|(k, v)| k == "roles" && known.contains(v))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let submitted = json!({"username": username, "display_name": display, "roles": roles});
+    let mut errors = Vec::new();
+    let mut bad = |field: &str, message: &str| {
+        errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        })
+    };
+    let name_ok = !username.is_empty()
+        && username.len() <= 100
+        && username
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-@".contains(c));
+    if !name_ok {
+        bad(
+            "username",
+            "Use 1 to 100 lower-case letters, digits and . _ - @.",
+        );
+    }
+    if display.is_empty() {
+        bad("display_name", "Give the user's name.");
+    }
+    if password.chars().count() < 8 {
+        bad("password", "Use at least 8 characters.");
+    }
+    if roles.is_empty() {
+        bad("roles", "Choose at least one role.");
+    }
+    if errors.is_empty() {
+        let hash = match tokio::task::spawn_blocking(move || hash_password(&password)).await {
+            Ok(Ok(h)) => h,
+            _ => {
+                return web.error(
+                    Some(&s),
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The password could not be stored.",
+                )
+            }
+        };
+        // A user name taken in any tenant is refused, never moved to this one.
+        let inserted = sqlx::query(
+            "INSERT INTO engine.web_users (username, tenant_id, display_name, password_hash, roles)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(&username)
+        .bind(s.principal.tenant)
+        .bind(&display)
+        .bind(hash)
+        .bind(&roles)
+        .execute(&web.app.db.admin)
+        .await;
+        match inserted {
+            Ok(r) if r.rows_affected() == 1 => {
+                tracing::info!(user = %username, by = %s.principal.user, tenant = %s.principal.tenant, "web user added");
+                return see_other(&with_query("/app/admin/users", &[("added", &username)]));
+            }
+            Ok(_) => errors.push(FieldError {
+                field: "username".into(),
+                message: "This user name is taken.".into(),
+            }),
+            Err(e) => return crate::error::ApiError::from(e).into_response(),
+        }
+    }
+    users_render(
+        &web,
+        &s,
+        &submitted,
+        &errors,
+        None,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
 }

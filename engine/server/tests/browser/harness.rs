@@ -233,12 +233,25 @@ pub async fn fill(c: &Client, css: &str, value: &str) {
     }
 }
 
+/// Clicks `css` after scrolling it to the middle of the window, clear of the sticky
+/// top and save bars.
+pub async fn click(c: &Client, css: &str) {
+    let e = wait(c, css).await;
+    let arg = serde_json::to_value(&e).expect("element");
+    c.execute("arguments[0].scrollIntoView({block: 'center'});", vec![arg])
+        .await
+        .expect("scroll");
+    e.click()
+        .await
+        .unwrap_or_else(|err| panic!("click `{css}`: {err}"));
+}
+
 /// Clicks `css`, which loads another page, and waits until that page has `expect` (a
 /// CSS selector). The old page's root going stale tells that the new one has come, so
 /// nothing is read from the page being left.
 pub async fn click_then(c: &Client, css: &str, expect: &str) {
     let old = c.find(Locator::Css("html")).await.expect("page");
-    wait(c, css).await.click().await.expect("click");
+    click(c, css).await;
     let mut left = false;
     for _ in 0..200 {
         if old.tag_name().await.is_err() {

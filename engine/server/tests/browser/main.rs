@@ -113,26 +113,14 @@ async fn create_offer_with_two_lines(c: &Client, s: &Server) -> String {
         .expect("unit");
     fill(c, "#f-lines-0--unit_price", "95.00").await;
     fill(c, "#f-lines-0--discount_percent", "10").await;
-    wait(c, "[data-add-line]")
-        .await
-        .click()
-        .await
-        .expect("add line");
+    click(c, "[data-add-line]").await;
     fill(c, "#f-lines-1--description", "Licence").await;
     fill(c, "#f-lines-1--quantity", "1").await;
     fill(c, "#f-lines-1--unit_price", "1200.00").await;
     // A third row added and removed again leaves nothing behind.
-    wait(c, "[data-add-line]")
-        .await
-        .click()
-        .await
-        .expect("add line");
+    click(c, "[data-add-line]").await;
     fill(c, "#f-lines-2--description", "Mistake").await;
-    wait(c, "#f-lines-2 [data-remove-line]")
-        .await
-        .click()
-        .await
-        .expect("remove line");
+    click(c, "#f-lines-2 [data-remove-line]").await;
     screenshot(c, "offer-new").await;
     click_then(c, ".form-actions button[type=submit]", ".alert-success").await;
     // Computed by the pricing plugin, shown with the offer's currency.
@@ -270,11 +258,7 @@ async fn page_sort_and_filter_the_list(c: &Client, s: &Server) {
     wait(c, "th[aria-sort=descending]").await;
     assert!(first_row(c).await.contains("Bulk customer 19"));
     // A filter from the filter form, shown as a chip that removes it.
-    wait(c, ".filter-add summary")
-        .await
-        .click()
-        .await
-        .expect("open");
+    click(c, ".filter-add summary").await;
     wait(c, "#ff")
         .await
         .select_by_value("name")
@@ -414,6 +398,48 @@ async fn every_object_has_its_pages(c: &Client, s: &Server) {
     }
 }
 
+/// An administrator adds a user who may only read; that user sees offers but no input,
+/// no save button, no actions and no administration.
+async fn a_reader_sees_but_cannot_change(c: &Client, s: &Server, offer: &str) {
+    c.goto(&s.url("/app/admin/users")).await.expect("goto");
+    fill(c, "#u-username", "vera").await;
+    fill(c, "#u-display_name", "Vera Viewer").await;
+    fill(c, "#u-password", "short").await;
+    click(c, "input[name=roles][value=viewer]").await;
+    click_then(c, "form.stack button[type=submit]", "#u-password-error").await;
+    fill(c, "#u-password", "viewer-pass-1").await;
+    click_then(c, "form.stack button[type=submit]", ".alert-success").await;
+    assert!(text(c, ".data-table tbody").await.contains("Vera Viewer"));
+    screenshot(c, "admin-users").await;
+    click_then(c, ".topbar form button[type=submit]", "#username").await;
+    fill(c, "#username", "vera").await;
+    fill(c, "#password", "viewer-pass-1").await;
+    click_then(c, "form button[type=submit]", ".cards").await;
+    assert!(text(c, ".topbar").await.contains("Vera Viewer"));
+    assert!(!text(c, ".sidebar").await.contains("Custom fields"));
+    c.goto(&s.url(&format!("/app/o/offer/{offer}")))
+        .await
+        .expect("goto");
+    wait(c, "#f-title").await;
+    assert!(c
+        .find_all(Locator::Css("input[name=title]"))
+        .await
+        .expect("find")
+        .is_empty());
+    assert!(c
+        .find_all(Locator::Css(".form-actions"))
+        .await
+        .expect("find")
+        .is_empty());
+    assert!(c
+        .find_all(Locator::Css("button[data-action]"))
+        .await
+        .expect("find")
+        .is_empty());
+    c.goto(&s.url("/app/admin/users")).await.expect("goto");
+    assert!(text(c, "h1").await.contains("Not allowed"));
+}
+
 async fn journey(c: Client, server: std::sync::Arc<Server>) {
     let (c, server) = (&c, &*server);
     sign_in(c, server).await;
@@ -425,6 +451,7 @@ async fn journey(c: Client, server: std::sync::Arc<Server>) {
     add_custom_field_and_fill_it(c, server, &offer).await;
     press_lifecycle_actions(c, server, &offer).await;
     every_object_has_its_pages(c, server).await;
+    a_reader_sees_but_cannot_change(c, server, &offer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
