@@ -306,7 +306,7 @@ impl Renderer {
         self.render(
             "pages/admin_users.html",
             &serde_json::json!({
-                "chrome": chrome, "title": "Users", "users": users, "roles": roles, "form": submitted,
+                "chrome": chrome, "title": "Users", "admin_page": "users", "users": users, "roles": roles, "form": submitted,
                 "errors": {"username": err("username"), "display_name": err("display_name"),
                            "password": err("password"), "roles": err("roles")},
                 "has_errors": !errors.is_empty(), "flash": flash,

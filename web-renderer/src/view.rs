@@ -925,6 +925,7 @@ pub fn admin_context(
     json!({
         "chrome": chrome,
         "title": format!("Fields of {}", s(&schema["plural_label"]).to_lowercase()),
+        "admin_page": "fields",
         "object": object,
         "object_label": schema["label"],
         "plural_label": schema["plural_label"],
