@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash deploy/dev/services.sh
+# Chromium for deploy/dev/screenshots.sh and the browser tests; the server runs without it.
+bash deploy/dev/browser.sh || echo "warning: chromium could not be installed; the browser tests will fail"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/platform}"
 export JWT_SECRET="${JWT_SECRET:-dev-only-secret-change-me}"
 export RUST_LOG="${RUST_LOG:-info}"

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash deploy/dev/services.sh
+# Chromium and chromedriver for the browser tests (engine/server/tests/browser).
+bash deploy/dev/browser.sh
 # Databases left behind by an interrupted earlier run.
 psql -h 127.0.0.1 -U postgres -d postgres -Atc \
   "SELECT datname FROM pg_database WHERE datname LIKE 'platform_test_%'" 2>/dev/null |

@@ -53,6 +53,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ready", get(ready))
         .nest("/api/v1", api)
         .merge(swagger)
+        .merge(crate::web::routes(app.clone()))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")

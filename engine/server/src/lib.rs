@@ -22,4 +22,5 @@ pub mod openapi;
 pub mod query;
 pub mod records;
 pub mod sqlvalue;
+pub mod web;
 pub mod webhooks;

@@ -456,6 +456,7 @@ async fn serve(settings: Settings, addr: &str, demo: bool) -> anyhow::Result<()>
         None => tracing::info!("no AMQP_URL: events are dispatched in-process"),
     }
     if demo {
+        platform::web::seed_demo_user(&app).await?;
         if platform::demo::seed(&app).await? {
             tracing::info!(tenant = %platform::demo::DEMO_TENANT, "demo data created");
         }
