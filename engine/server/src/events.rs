@@ -497,7 +497,27 @@ impl Broker {
     }
 }
 
+/// How long any one exchange with the broker may take. A broker that accepts the TCP
+/// connection but never answers (starting up, blocked by an alarm, a dead peer) must
+/// not hang a relay or a consumer for good: the operation fails and is retried.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `f`, or an error after [`BROKER_TIMEOUT`].
+async fn bounded<T, E: Into<anyhow::Error>>(
+    what: &str,
+    f: impl Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(BROKER_TIMEOUT, f).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => anyhow::bail!("the broker did not answer {what} within {BROKER_TIMEOUT:?}"),
+    }
+}
+
 async fn connect(settings: &EventSettings, confirm: bool) -> anyhow::Result<Broker> {
+    bounded("the connection", connect_unbounded(settings, confirm)).await
+}
+
+async fn connect_unbounded(settings: &EventSettings, confirm: bool) -> anyhow::Result<Broker> {
     let url = settings
         .amqp_url
         .as_deref()
@@ -611,22 +631,23 @@ async fn publish_batch(app: &App, broker: &mut Option<Broker>) -> anyhow::Result
             .with_content_type("application/json".into())
             .with_type(kind.as_str().into())
             .with_delivery_mode(2);
-        let confirm = b
-            .channel
-            .basic_publish(
+        let confirm = bounded(
+            "a publish",
+            b.channel.basic_publish(
                 exchange.into(),
                 kind.as_str().into(),
                 BasicPublishOptions::default(),
                 body.as_bytes(),
                 props,
-            )
-            .await?;
+            ),
+        )
+        .await?;
         confirms.push((*id, confirm));
     }
     let mut acked = Vec::with_capacity(confirms.len());
     let mut nacked = 0;
     for (id, confirm) in confirms {
-        match confirm.await? {
+        match bounded("a publisher confirm", confirm).await? {
             Confirmation::Ack(_) => acked.push(id),
             Confirmation::Nack(_) | Confirmation::NotRequested => nacked += 1,
         }
@@ -702,66 +723,95 @@ async fn consume_once(
 ) -> anyhow::Result<()> {
     let b = connect(settings, false).await?;
     let queue = queue_name(settings, &sub.name);
-    b.channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    b.channel
-        .queue_bind(
-            queue.as_str().into(),
-            settings.exchange.as_str().into(),
-            sub.pattern.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    b.channel.basic_qos(32, BasicQosOptions::default()).await?;
-    let mut consumer = b
-        .channel
-        .basic_consume(
-            queue.as_str().into(),
-            format!("{}-{}", sub.name, Uuid::new_v4().simple()).into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let mut consumer = bounded("the consumer's set-up", async {
+        b.channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        b.channel
+            .queue_bind(
+                queue.as_str().into(),
+                settings.exchange.as_str().into(),
+                sub.pattern.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        b.channel.basic_qos(32, BasicQosOptions::default()).await?;
+        b.channel
+            .basic_consume(
+                queue.as_str().into(),
+                format!("{}-{}", sub.name, Uuid::new_v4().simple()).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+    })
+    .await?;
     tracing::info!(consumer = %sub.name, %queue, pattern = %sub.pattern, "consuming");
+    let mut idle_since = std::time::Instant::now();
     loop {
         let next = tokio::time::timeout(Duration::from_secs(1), consumer.next()).await;
         let Some(a) = alive(app) else { return Ok(()) };
         let delivery = match next {
             // A lost connection does not always end the stream: look.
-            Err(_) if b.healthy() => continue,
-            Err(_) => anyhow::bail!("the broker connection is lost"),
+            Err(_) if !b.healthy() => anyhow::bail!("the broker connection is lost"),
+            Err(_) if idle_since.elapsed() < Duration::from_secs(10) => continue,
+            Err(_) => {
+                // Idle for a while: are messages waiting that this channel does not get?
+                let q = bounded(
+                    "a queue check",
+                    b.channel.queue_declare(
+                        queue.as_str().into(),
+                        QueueDeclareOptions {
+                            passive: true,
+                            ..Default::default()
+                        },
+                        FieldTable::default(),
+                    ),
+                )
+                .await?;
+                if q.message_count() > 0 {
+                    anyhow::bail!(
+                        "{} message(s) wait in {queue} but none are delivered; reconnecting",
+                        q.message_count()
+                    );
+                }
+                idle_since = std::time::Instant::now();
+                continue;
+            }
             Ok(None) => anyhow::bail!("the broker closed the consumer"),
             Ok(Some(d)) => d?,
         };
+        idle_since = std::time::Instant::now();
         match Envelope::parse(&delivery.data) {
             Ok(event) => match process(&a.db, sub, &event).await {
                 Ok(_) => {
-                    delivery.ack(BasicAckOptions::default()).await?;
+                    bounded("an ack", delivery.ack(BasicAckOptions::default())).await?;
                 }
                 Err(e) => {
                     // The database is away: give the message back and slow down.
                     tracing::warn!(consumer = %sub.name, error = %format!("{e:#}"), "cannot process an event now; requeued");
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    delivery
-                        .nack(BasicNackOptions {
+                    bounded(
+                        "a nack",
+                        delivery.nack(BasicNackOptions {
                             requeue: true,
                             ..Default::default()
-                        })
-                        .await?;
+                        }),
+                    )
+                    .await?;
                 }
             },
             Err(e) => {
                 dead_letter_raw(&a.db, &sub.name, &delivery.data, &e.to_string()).await?;
-                delivery.ack(BasicAckOptions::default()).await?;
+                bounded("an ack", delivery.ack(BasicAckOptions::default())).await?;
             }
         }
     }

@@ -236,12 +236,34 @@ async fn a_30_second_broker_outage_loses_no_write_and_no_event() {
         120,
     )
     .await;
-    t.wait_until(
-        "SELECT (SELECT count(*) FROM engine.inbox WHERE consumer = 'activity') = (SELECT count(*) FROM engine.outbox)",
-        "the activity consumer to catch up",
-        60,
-    )
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (handled, stored): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM engine.inbox WHERE consumer = 'activity'), (SELECT count(*) FROM engine.outbox)",
+        )
+        .fetch_one(&t.app.db.admin)
+        .await
+        .unwrap();
+        if handled == stored {
+            break;
+        }
+        if Instant::now() > deadline {
+            let queues = std::process::Command::new("rabbitmqctl")
+                .args([
+                    "list_queues",
+                    "name",
+                    "messages",
+                    "messages_unacknowledged",
+                    "consumers",
+                ])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .unwrap_or_default();
+            let mine: Vec<&str> = queues.lines().filter(|l| l.contains(&exchange)).collect();
+            panic!("the activity consumer handled {handled} of {stored} events; queues: {mine:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let stored = count(&pool, "SELECT count(*) FROM engine.outbox").await;
     let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM engine.outbox")
         .fetch_all(&pool)
