@@ -10,6 +10,12 @@ bash deploy/dev/browser.sh
 psql -h 127.0.0.1 -U postgres -d postgres -Atc \
   "SELECT datname FROM pg_database WHERE datname LIKE 'platform_test_%'" 2>/dev/null |
   while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" || true; done
+# RabbitMQ queues of interrupted broker tests (each test names its own test.<uuid>
+# exchange and queues, and removes them when it finishes).
+if command -v rabbitmqctl >/dev/null; then
+  { rabbitmqctl -q list_queues name 2>/dev/null || true; } | { grep -E '^test\.[0-9a-f]{32}\.' || true; } |
+    while read -r q; do rabbitmqctl -q delete_queue "$q" </dev/null >/dev/null 2>&1 || true; done
+fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --workspace -- --test-threads 4

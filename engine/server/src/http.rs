@@ -863,7 +863,7 @@ async fn transition(
         return Err(ApiError::conflict(
             "invalid_transition",
             format!(
-                "cannot {name} a {object} that is `{state}` (only from: {})",
+                "cannot {name} this {object}: it is `{state}` ({name} starts only from: {})",
                 t.from.join(", ")
             ),
         ));

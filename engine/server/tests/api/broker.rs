@@ -102,8 +102,12 @@ impl Observer {
         seen
     }
 
-    /// Removes the exchange and every queue the test's engine declared on it.
-    async fn cleanup(self) {
+    /// Removes the exchange and every queue the test's engine declared on it. Call it
+    /// after the engine stopped: its consumers would declare their queues again.
+    async fn cleanup(mut self) {
+        // Consumers notice the closed pools within a second.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        self.reconnect().await;
         let mut queues = vec![self.queue.clone()];
         for s in events::builtin_subscriptions() {
             queues.push(format!("{}.{}", self.exchange, s.name));
@@ -301,10 +305,10 @@ async fn a_30_second_broker_outage_loses_no_write_and_no_event() {
         raw_dead, 2,
         "the unreadable message is dead-lettered at both consumers"
     );
-    observer.cleanup().await;
     if let Ok(t) = Arc::try_unwrap(t) {
         t.cleanup().await;
     }
+    observer.cleanup().await;
 }
 
 /// A running `platform serve` process, killed when dropped.
@@ -632,7 +636,7 @@ async fn two_relays_on_one_database_publish_each_event_once() {
         count(&pool, "SELECT sum(events)::bigint FROM engine.activity").await,
         150
     );
-    observer.cleanup().await;
     b.cleanup().await;
     a.cleanup().await;
+    observer.cleanup().await;
 }
