@@ -610,9 +610,18 @@ async fn mark_published(
 /// One round to the broker: lock pending rows, publish each persistent with its id,
 /// wait for every confirm, mark the confirmed ones, commit.
 async fn publish_batch(app: &App, broker: &mut Option<Broker>) -> anyhow::Result<usize> {
-    // Connect first, so no row stays locked while a connection attempt hangs.
+    // Connect first, so no row stays locked while a connection attempt hangs; then make
+    // sure every consumer's queue exists before anything is published.
     if !broker.as_ref().is_some_and(Broker::healthy) {
-        *broker = Some(connect(&app.events.settings, true).await?);
+        let b = connect(&app.events.settings, true).await?;
+        for sub in app.events.subscriptions() {
+            bounded(
+                "a queue declaration",
+                declare_queue(&b.channel, &app.events.settings, &sub),
+            )
+            .await?;
+        }
+        *broker = Some(b);
     }
     let Some(b) = broker.as_ref() else {
         return Ok(0);
@@ -696,6 +705,43 @@ pub fn queue_name(settings: &EventSettings, consumer: &str) -> String {
     format!("{}.{}", settings.exchange, consumer)
 }
 
+/// Declares a consumer's queue and binds it with its pattern (idempotent). The relay does
+/// this for every subscription before it publishes, so no event is published before the
+/// queues that should get it exist: a topic exchange drops what matches no queue.
+async fn declare_queue(
+    channel: &lapin::Channel,
+    settings: &EventSettings,
+    sub: &Subscription,
+) -> lapin::Result<()> {
+    let queue = queue_name(settings, &sub.name);
+    // A quorum queue: the broker confirms a publish only once every queue it routes to
+    // has stored it.
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("quorum".into()),
+    );
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.as_str().into(),
+            settings.exchange.as_str().into(),
+            sub.pattern.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+}
+
 /// One consumer on the broker, reconnecting while the app lives.
 async fn consume(app: Weak<App>, sub: Subscription) {
     let mut failures: u32 = 0;
@@ -724,25 +770,7 @@ async fn consume_once(
     let b = connect(settings, false).await?;
     let queue = queue_name(settings, &sub.name);
     let mut consumer = bounded("the consumer's set-up", async {
-        b.channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        b.channel
-            .queue_bind(
-                queue.as_str().into(),
-                settings.exchange.as_str().into(),
-                sub.pattern.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        declare_queue(&b.channel, settings, sub).await?;
         b.channel.basic_qos(32, BasicQosOptions::default()).await?;
         b.channel
             .basic_consume(
