@@ -31,6 +31,21 @@ pub struct Principal {
     pub roles: Vec<String>,
 }
 
+impl Principal {
+    /// Ok when the caller has one of `roles`; otherwise a 403 saying that `doing` needs
+    /// one of them.
+    pub fn require_any(&self, roles: &[&str], doing: &str) -> Result<(), ApiError> {
+        if self.roles.iter().any(|r| roles.contains(&r.as_str())) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{doing} needs one of the roles {}",
+                roles.join(", ")
+            )))
+        }
+    }
+}
+
 /// The signing secret, wrapped so it never prints.
 #[derive(Clone)]
 pub struct JwtKeys {

@@ -908,16 +908,7 @@ mod api {
     }
 
     fn authorise(p: &Principal) -> ApiResult<()> {
-        if p.roles
-            .iter()
-            .any(|r| matches!(r.as_str(), "admin" | "tenant_admin" | "auditor"))
-        {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(
-                "reading events needs the admin, tenant_admin or auditor role",
-            ))
-        }
+        p.require_any(&["admin", "tenant_admin", "auditor"], "reading events")
     }
 
     /// Stored events of the tenant, newest first: `?type=PATTERN&before=SEQ&limit=N`.
@@ -1025,15 +1016,7 @@ mod api {
         p: Principal,
         Path(id): Path<String>,
     ) -> ApiResult<Json<Value>> {
-        if !p
-            .roles
-            .iter()
-            .any(|r| matches!(r.as_str(), "admin" | "tenant_admin"))
-        {
-            return Err(ApiError::forbidden(
-                "retrying dead letters needs the admin or tenant_admin role",
-            ));
-        }
+        p.require_any(&["admin", "tenant_admin"], "retrying dead letters")?;
         let id = Uuid::parse_str(&id)
             .map_err(|_| ApiError::not_found(format!("no dead letter with id {id}")))?;
         let outcome = retry_dead_letter(&app, Some(p.tenant), id)

@@ -792,7 +792,25 @@ async fn update(
         tx.rollback().await?;
         return Ok(record_response(StatusCode::OK, existing, None));
     }
-    let stored = records::update(&mut tx, &meta.catalog, obj, id, rec, &existing, &wctx).await?;
+    let stored = update_in_tx(tx, &meta.catalog, obj, id, rec, &existing, "updated", &wctx).await?;
+    app.events.wake();
+    Ok(record_response(StatusCode::OK, stored, None))
+}
+
+/// Writes a validated change of a locked record with its audit event and envelope
+/// (`action` names the event), and commits.
+#[allow(clippy::too_many_arguments)]
+async fn update_in_tx(
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    catalog: &platform_metadata::Catalog,
+    obj: &Object,
+    id: Uuid,
+    rec: Record,
+    existing: &Record,
+    action: &str,
+    wctx: &WriteCtx<'_>,
+) -> ApiResult<Record> {
+    let stored = records::update(&mut tx, catalog, obj, id, rec, existing, wctx).await?;
     let version = stored
         .get("version")
         .and_then(|v| v.as_i64())
@@ -801,16 +819,15 @@ async fn update(
         &mut tx,
         obj,
         id,
-        "updated",
+        action,
         version,
-        records::diff(Some(&existing), Some(&stored)),
+        records::diff(Some(existing), Some(&stored)),
         &stored,
-        &wctx,
+        wctx,
     )
     .await?;
     tx.commit().await?;
-    app.events.wake();
-    Ok(record_response(StatusCode::OK, stored, None))
+    Ok(stored)
 }
 
 /// Moves a record along its lifecycle: checks the transition is allowed for the caller
@@ -871,23 +888,7 @@ async fn transition(
     let body = json!({ lc.field.clone(): t.to });
     let rec = prepare(&meta.catalog, obj, &body, WriteMode::Patch, Some(&existing))
         .map_err(prepare_error)?;
-    let stored = records::update(&mut tx, &meta.catalog, obj, id, rec, &existing, &wctx).await?;
-    let version = stored
-        .get("version")
-        .and_then(|v| v.as_i64())
-        .unwrap_or_default();
-    records::record_event(
-        &mut tx,
-        obj,
-        id,
-        t.event(),
-        version,
-        records::diff(Some(&existing), Some(&stored)),
-        &stored,
-        &wctx,
-    )
-    .await?;
-    tx.commit().await?;
+    let stored = update_in_tx(tx, &meta.catalog, obj, id, rec, &existing, t.event(), &wctx).await?;
     app.events.wake();
     Ok(record_response(StatusCode::OK, stored, None))
 }

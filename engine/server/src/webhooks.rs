@@ -186,16 +186,10 @@ pub fn routes() -> Router<Arc<App>> {
 }
 
 fn authorise(p: &Principal) -> ApiResult<()> {
-    if p.roles
-        .iter()
-        .any(|r| matches!(r.as_str(), "admin" | "metadata_admin" | "tenant_admin"))
-    {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "managing webhooks needs the admin, metadata_admin or tenant_admin role",
-        ))
-    }
+    p.require_any(
+        &["admin", "metadata_admin", "tenant_admin"],
+        "managing webhooks",
+    )
 }
 
 type Row = (
