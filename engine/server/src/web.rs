@@ -263,6 +263,29 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
+/// A form posted by a signed-in user: the session, the form's fields (after the origin
+/// and CSRF checks) and the request id to pass on to the API.
+async fn posted(
+    web: &Web,
+    req: Request,
+) -> Result<(Session, Vec<(String, String)>, String), Response> {
+    let uri = req.uri().clone();
+    let s = require(web, req.headers(), &uri).await?;
+    let request_id = request_id(req.headers());
+    let pairs = form_post(web, Some(&s), req).await?;
+    Ok((s, pairs, request_id))
+}
+
+/// Headers of an API call made for a page: its request id, and If-Match when the form
+/// carried the record's version.
+fn api_headers(request_id: String, version: &str) -> Vec<(&'static str, String)> {
+    let mut headers = vec![("x-request-id", request_id)];
+    if !version.is_empty() {
+        headers.push(("if-match", format!("\"{version}\"")));
+    }
+    headers
+}
+
 /// A submitted form as pairs, after the origin and CSRF checks.
 async fn form_post(
     web: &Web,
@@ -1030,13 +1053,7 @@ async fn new_page(
 }
 
 async fn create(State(web): W, Path(object): Path<String>, req: Request) -> Response {
-    let uri = req.uri().clone();
-    let s = match require(&web, req.headers(), &uri).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let request_id = request_id(req.headers());
-    let pairs = match form_post(&web, Some(&s), req).await {
+    let (s, pairs, request_id) = match posted(&web, req).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -1196,13 +1213,7 @@ async fn update(
     Path((object, id)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let uri = req.uri().clone();
-    let s = match require(&web, req.headers(), &uri).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let request_id = request_id(req.headers());
-    let pairs = match form_post(&web, Some(&s), req).await {
+    let (s, pairs, request_id) = match posted(&web, req).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -1260,21 +1271,11 @@ async fn delete(
     Path((object, id)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let uri = req.uri().clone();
-    let s = match require(&web, req.headers(), &uri).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let request_id = request_id(req.headers());
-    let pairs = match form_post(&web, Some(&s), req).await {
+    let (s, pairs, request_id) = match posted(&web, req).await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let mut headers = vec![("x-request-id", request_id)];
-    let v = field(&pairs, "_version");
-    if !v.is_empty() {
-        headers.push(("if-match", format!("\"{v}\"")));
-    }
+    let headers = api_headers(request_id, field(&pairs, "_version"));
     let path = format!(
         "/api/v1/objects/{}/records/{}",
         encode(&object),
@@ -1303,21 +1304,11 @@ async fn transition(
     Path((object, id, name)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    let uri = req.uri().clone();
-    let s = match require(&web, req.headers(), &uri).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let request_id = request_id(req.headers());
-    let pairs = match form_post(&web, Some(&s), req).await {
+    let (s, pairs, request_id) = match posted(&web, req).await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let mut headers = vec![("x-request-id", request_id)];
-    let v = field(&pairs, "_version");
-    if !v.is_empty() {
-        headers.push(("if-match", format!("\"{v}\"")));
-    }
+    let headers = api_headers(request_id, field(&pairs, "_version"));
     let path = format!(
         "/api/v1/objects/{}/records/{}/transitions/{}",
         encode(&object),
@@ -1466,13 +1457,7 @@ fn field_name_from(label: &str) -> String {
 }
 
 async fn admin_add(State(web): W, Path(object): Path<String>, req: Request) -> Response {
-    let uri = req.uri().clone();
-    let s = match require(&web, req.headers(), &uri).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let request_id = request_id(req.headers());
-    let pairs = match form_post(&web, Some(&s), req).await {
+    let (s, pairs, request_id) = match posted(&web, req).await {
         Ok(p) => p,
         Err(r) => return r,
     };
