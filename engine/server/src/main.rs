@@ -31,13 +31,8 @@ enum Command {
         /// Apply destructive schema changes (drop or retype columns, drop tables).
         #[arg(long)]
         allow_destructive: bool,
-        #[arg(
-            long,
-            env = "DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/platform",
-            hide_env_values = true
-        )]
-        database_url: String,
+        #[command(flatten)]
+        db: DatabaseUrl,
         #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
         jwt_secret: String,
         /// Connections in the request pool.
@@ -54,27 +49,15 @@ enum Command {
     Events {
         #[command(subcommand)]
         command: EventsCommand,
-        #[arg(
-            long,
-            env = "DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/platform",
-            hide_env_values = true,
-            global = true
-        )]
-        database_url: String,
+        #[command(flatten)]
+        db: DatabaseUrl,
     },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
-        #[arg(
-            long,
-            env = "DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/platform",
-            hide_env_values = true,
-            global = true
-        )]
-        database_url: String,
+        #[command(flatten)]
+        db: DatabaseUrl,
     },
     /// Check the definitions; print every error and exit 1 when there is any.
     Check {
@@ -100,6 +83,19 @@ enum Command {
         #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
         jwt_secret: String,
     },
+}
+
+/// The database, for every command that needs one.
+#[derive(clap::Args)]
+struct DatabaseUrl {
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/platform",
+        hide_env_values = true,
+        global = true
+    )]
+    url: String,
 }
 
 #[derive(Subcommand)]
@@ -233,24 +229,14 @@ enum MetadataCommand {
         dry_run: bool,
         #[arg(long)]
         allow_destructive: bool,
-        #[arg(
-            long,
-            env = "DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/platform",
-            hide_env_values = true
-        )]
-        database_url: String,
+        #[command(flatten)]
+        db: DatabaseUrl,
     },
     /// Write the current definitions to DIR/objects/, one file per object.
     Export {
         dir: PathBuf,
-        #[arg(
-            long,
-            env = "DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/platform",
-            hide_env_values = true
-        )]
-        database_url: String,
+        #[command(flatten)]
+        db: DatabaseUrl,
     },
 }
 
@@ -261,7 +247,7 @@ async fn metadata_command(cmd: MetadataCommand) -> anyhow::Result<()> {
             dir,
             dry_run,
             allow_destructive,
-            database_url,
+            db: DatabaseUrl { url: database_url },
         } => {
             let catalog = load_catalog(&dir)?;
             let db = platform::db::connect(&database_url, 1).await?;
@@ -302,7 +288,10 @@ async fn metadata_command(cmd: MetadataCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        MetadataCommand::Export { dir, database_url } => {
+        MetadataCommand::Export {
+            dir,
+            db: DatabaseUrl { url: database_url },
+        } => {
             let db = platform::db::connect(&database_url, 1).await?;
             let (version, defs) = evolve::latest(&db.admin)
                 .await?
@@ -353,7 +342,7 @@ async fn main() -> ExitCode {
         },
         Command::Events {
             command,
-            database_url,
+            db: DatabaseUrl { url: database_url },
         } => match events_command(command, &database_url).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -363,7 +352,7 @@ async fn main() -> ExitCode {
         },
         Command::Audit {
             command,
-            database_url,
+            db: DatabaseUrl { url: database_url },
         } => match audit_command(command, &database_url).await {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
@@ -398,7 +387,7 @@ async fn main() -> ExitCode {
             metadata,
             demo,
             allow_destructive,
-            database_url,
+            db: DatabaseUrl { url: database_url },
             jwt_secret,
             max_connections,
             amqp_url,
