@@ -41,6 +41,9 @@ pub struct EventSettings {
     pub amqp_url: Option<String>,
     /// The topic exchange events are published to.
     pub exchange: String,
+    /// Let webhooks reach loopback, private and link-local addresses (development and
+    /// tests; off in production, where a tenant could otherwise reach internal services).
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for EventSettings {
@@ -56,6 +59,7 @@ impl EventSettings {
             exchange: exchange
                 .filter(|e| !e.is_empty())
                 .unwrap_or_else(|| "platform.events".into()),
+            allow_private_webhooks: false,
         }
     }
 }
@@ -198,8 +202,14 @@ impl std::fmt::Debug for Events {
 
 impl Events {
     pub fn new(settings: EventSettings) -> Events {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            // Redirects could lead to an address the checks below never saw.
+            .redirect(reqwest::redirect::Policy::none());
+        if !settings.allow_private_webhooks {
+            http = http.dns_resolver(Arc::new(crate::webhooks::PublicOnly));
+        }
+        let http = http
             .user_agent(concat!("platform-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();

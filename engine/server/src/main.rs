@@ -44,6 +44,9 @@ enum Command {
         /// The topic exchange events are published to.
         #[arg(long, env = "AMQP_EXCHANGE", default_value = "platform.events")]
         amqp_exchange: String,
+        /// Let webhooks reach loopback and private addresses (development only).
+        #[arg(long, env = "WEBHOOKS_ALLOW_PRIVATE")]
+        webhooks_allow_private: bool,
     },
     /// Stored events: replay them, rebuild a projection, see dead letters.
     Events {
@@ -392,6 +395,7 @@ async fn main() -> ExitCode {
             max_connections,
             amqp_url,
             amqp_exchange,
+            webhooks_allow_private,
         } => {
             init_tracing();
             let settings = Settings {
@@ -400,7 +404,10 @@ async fn main() -> ExitCode {
                 jwt_secret,
                 allow_destructive,
                 max_connections,
-                events: platform::events::EventSettings::new(amqp_url, Some(amqp_exchange)),
+                events: platform::events::EventSettings {
+                    allow_private_webhooks: webhooks_allow_private,
+                    ..platform::events::EventSettings::new(amqp_url, Some(amqp_exchange))
+                },
             };
             match serve(settings, &addr, demo).await {
                 Ok(()) => ExitCode::SUCCESS,

@@ -25,6 +25,70 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// Whether an address is not on the public internet: loopback, private, link-local
+/// (cloud metadata services), unspecified, multicast, unique-local, documentation.
+pub fn is_internal(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.octets()[0] == 0
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64) // 100.64/10
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_internal(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (s[0] & 0xfe00) == 0xfc00 // unique local
+                    || (s[0] & 0xffc0) == 0xfe80 // link local
+            }
+        },
+    }
+}
+
+/// Why `url` may not receive webhooks when internal addresses are not allowed: a literal
+/// internal address or `localhost`. Names are checked again when resolved.
+pub fn internal_host(url: &reqwest::Url) -> Option<String> {
+    let host = url.host_str()?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => is_internal(ip).then(|| format!("{ip} is not a public address")),
+        Err(_) => {
+            let h = bare.to_ascii_lowercase();
+            (h == "localhost" || h.ends_with(".localhost")).then(|| format!("{h} is this machine"))
+        }
+    }
+}
+
+/// A resolver that drops internal addresses, so a public name that resolves to one
+/// (or is re-pointed at one later) cannot reach internal services.
+pub struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| !is_internal(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// Tries before a delivery is given up (`failed`).
 pub const MAX_ATTEMPTS: i32 = 8;
 
@@ -97,7 +161,10 @@ pub async fn send_due(app: &App) -> anyhow::Result<usize> {
     .fetch_all(&mut *tx)
     .await?;
     let n = due.len();
-    let sends = due.iter().map(|d| send_one(&app.events.http, d));
+    let allow_private = app.events.settings.allow_private_webhooks;
+    let sends = due
+        .iter()
+        .map(|d| send_one(&app.events.http, d, allow_private));
     let results = futures_util::future::join_all(sends).await;
     for ((id, _, _, _, attempts, _, _), (code, error, ms)) in due.iter().zip(results) {
         let attempt = attempts + 1;
@@ -131,8 +198,21 @@ pub async fn send_due(app: &App) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-async fn send_one(client: &reqwest::Client, d: &Due) -> (Option<i32>, Option<String>, i32) {
+async fn send_one(
+    client: &reqwest::Client,
+    d: &Due,
+    allow_private: bool,
+) -> (Option<i32>, Option<String>, i32) {
     let (id, event_id, kind, body, _, url, secret) = d;
+    // A subscription made while internal addresses were allowed is not sent there now.
+    if !allow_private {
+        if let Some(why) = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| internal_host(&u))
+        {
+            return (None, Some(format!("not sent: {why}")), 0);
+        }
+    }
     let t = chrono::Utc::now().timestamp();
     let started = Instant::now();
     let result = client
@@ -207,7 +287,7 @@ fn show(r: Row) -> Value {
 
 const COLUMNS: &str = "id, name, url, events, active, created_at";
 
-fn check_body(body: &Value, partial: bool) -> ApiResult<()> {
+fn check_body(body: &Value, partial: bool, allow_private: bool) -> ApiResult<()> {
     let mut issues = Vec::new();
     let obj = body.as_object();
     let known = ["name", "url", "events", "active", "secret"];
@@ -239,17 +319,28 @@ fn check_body(body: &Value, partial: bool) -> ApiResult<()> {
     match get("url") {
         None if !partial => issues.push(Issue::new("url", "required", "is required", Value::Null)),
         Some(v) => {
-            let ok = v
+            let url = v
                 .as_str()
                 .and_then(|s| reqwest::Url::parse(s).ok())
-                .is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-            if !ok {
-                issues.push(Issue::new(
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            match url {
+                None => issues.push(Issue::new(
                     "url",
                     "format",
                     "must be an absolute http or https URL",
                     v.clone(),
-                ));
+                )),
+                Some(u) if !allow_private => {
+                    if let Some(why) = internal_host(&u) {
+                        issues.push(Issue::new(
+                            "url",
+                            "public_address",
+                            format!("must reach a public address: {why}"),
+                            v.clone(),
+                        ));
+                    }
+                }
+                Some(_) => {}
             }
         }
         _ => {}
@@ -330,7 +421,7 @@ async fn create(
     crate::http::JsonBody(body): crate::http::JsonBody,
 ) -> ApiResult<Response> {
     authorise(&p)?;
-    check_body(&body, false)?;
+    check_body(&body, false, app.events.settings.allow_private_webhooks)?;
     let secret = body
         .get("secret")
         .and_then(|s| s.as_str())
@@ -405,7 +496,7 @@ async fn update(
 ) -> ApiResult<Json<Value>> {
     authorise(&p)?;
     let id = parse_id(&id)?;
-    check_body(&body, true)?;
+    check_body(&body, true, app.events.settings.allow_private_webhooks)?;
     let events: Option<Vec<String>> = body
         .get("events")
         .and_then(|e| serde_json::from_value(e.clone()).ok());
@@ -498,4 +589,44 @@ async fn deliveries(
         })
         .collect();
     Ok(Json(json!({"data": data})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert!(internal_host(&u("http://LOCALHOST:8080/x")).is_some());
+        assert!(internal_host(&u("http://[::1]/x")).is_some());
+        assert!(internal_host(&u("https://hooks.example.com/x")).is_none());
+    }
+
+    #[test]
+    fn signatures_depend_on_secret_time_and_body() {
+        let s = signature("secret-secret-secret", 1_700_000_000, "{}");
+        assert!(s.starts_with("t=1700000000,v1="));
+        assert_ne!(s, signature("secret-secret-secret", 1_700_000_001, "{}"));
+        assert_ne!(s, signature("secret-secret-secret", 1_700_000_000, "{ }"));
+        assert_ne!(s, signature("another-secret-value", 1_700_000_000, "{}"));
+    }
 }

@@ -111,6 +111,30 @@ async fn in_process_events_have_their_effect_once_poison_is_dead_lettered_and_re
         "{}",
         letters[0]
     );
+    // By default a webhook cannot point at this machine, a private network or the
+    // cloud metadata address.
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+    ] {
+        let r = t
+            .post(
+                &admin,
+                "/api/v1/metadata/webhooks",
+                &json!({"name": "internal", "url": url, "events": ["#"]}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{url}: {}",
+            r.body
+        );
+        assert_eq!(r.body["details"][0]["rule"], "public_address", "{}", r.body);
+    }
     // Another tenant sees none of them.
     let other = t.token(Uuid::new_v4(), &["admin"]);
     let r = t.get(&other, "/api/v1/events/dead-letters").await;
@@ -370,7 +394,12 @@ async fn receiver() -> (
 
 #[tokio::test]
 async fn webhooks_are_signed_retried_with_backoff_and_logged() {
-    let t = TestApp::with_events(EventSettings::default()).await;
+    // The receiver listens on loopback, which only a development setting allows.
+    let t = TestApp::with_events(EventSettings {
+        allow_private_webhooks: true,
+        ..EventSettings::default()
+    })
+    .await;
     events::spawn(&t.app);
     let tenant: Uuid = TENANT.parse().unwrap();
     let admin = t.token(tenant, &["admin"]);
