@@ -447,22 +447,33 @@ async fn create(
     .bind(body.get("active").and_then(|v| v.as_bool()).unwrap_or(true))
     .fetch_one(&mut *tx)
     .await;
-    let row = match row {
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
-            return Err(ApiError::validation(vec![Issue::new(
-                "name",
-                "unique",
-                "another webhook of this tenant has this name",
-                body["name"].clone(),
-            )]))
-        }
-        r => r?,
-    };
+    let row = row.map_err(|e| write_error(e, &body))?;
     tx.commit().await?;
     let mut out = show(row);
     // The secret is shown once, when the subscription is made.
     out["secret"] = json!(secret);
     Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// A taken name is the caller's mistake (422 on `name`); anything else is internal.
+fn write_error(e: sqlx::Error, body: &Value) -> ApiError {
+    match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => {
+            ApiError::validation(vec![Issue::new(
+                "name",
+                "unique",
+                "another webhook of this tenant has this name",
+                body["name"].clone(),
+            )])
+        }
+        _ => e.into(),
+    }
+}
+
+/// The answer for one subscription, or 404.
+fn found(row: Option<Row>, id: Uuid) -> ApiResult<Json<Value>> {
+    row.map(|r| Json(show(r)))
+        .ok_or_else(|| ApiError::not_found(format!("no webhook with id {id}")))
 }
 
 fn parse_id(id: &str) -> ApiResult<Uuid> {
@@ -484,8 +495,7 @@ async fn read(
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    row.map(|r| Json(show(r)))
-        .ok_or_else(|| ApiError::not_found(format!("no webhook with id {id}")))
+    found(row, id)
 }
 
 async fn update(
@@ -513,10 +523,10 @@ async fn update(
     .bind(body.get("active").and_then(|v| v.as_bool()))
     .bind(body.get("secret").and_then(|v| v.as_str()))
     .fetch_optional(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| write_error(e, &body))?;
     tx.commit().await?;
-    row.map(|r| Json(show(r)))
-        .ok_or_else(|| ApiError::not_found(format!("no webhook with id {id}")))
+    found(row, id)
 }
 
 async fn remove(

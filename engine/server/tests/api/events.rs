@@ -437,6 +437,45 @@ async fn webhooks_are_signed_retried_with_backoff_and_logged() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let hook = r.body["id"].as_str().unwrap().to_string();
+    // A second subscription may not take its name, made or renamed.
+    let r = t
+        .post(
+            &admin,
+            "/api/v1/metadata/webhooks",
+            &json!({"name": "other", "url": "https://hooks.example.com/x", "events": ["#"], "active": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let other_hook = r.body["id"].as_str().unwrap().to_string();
+    for (method, path) in [
+        (
+            axum::http::Method::POST,
+            "/api/v1/metadata/webhooks".to_string(),
+        ),
+        (
+            axum::http::Method::PATCH,
+            format!("/api/v1/metadata/webhooks/{other_hook}"),
+        ),
+    ] {
+        let r = t
+            .send(
+                method,
+                &path,
+                Some(&admin),
+                Some(
+                    &json!({"name": "crm", "url": "https://hooks.example.com/y", "events": ["#"]}),
+                ),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}: {}",
+            r.body
+        );
+        assert_eq!(r.body["details"][0]["rule"], "unique");
+    }
     let id = customer(&t, &admin, "Hooked").await;
     // Not subscribed: an update.
     t.patch(
