@@ -715,6 +715,17 @@ pub fn queue_name(settings: &EventSettings, consumer: &str) -> String {
     format!("{}.{}", settings.exchange, consumer)
 }
 
+/// The arguments of a quorum queue: the broker confirms a publish only once every
+/// quorum queue it routes to has stored it.
+pub fn quorum_queue() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("quorum".into()),
+    );
+    args
+}
+
 /// Declares a consumer's queue and binds it with its pattern (idempotent). The relay does
 /// this for every subscription before it publishes, so no event is published before the
 /// queues that should get it exist: a topic exchange drops what matches no queue.
@@ -724,13 +735,6 @@ async fn declare_queue(
     sub: &Subscription,
 ) -> lapin::Result<()> {
     let queue = queue_name(settings, &sub.name);
-    // A quorum queue: the broker confirms a publish only once every queue it routes to
-    // has stored it.
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        lapin::types::AMQPValue::LongString("quorum".into()),
-    );
     channel
         .queue_declare(
             queue.as_str().into(),
@@ -738,7 +742,7 @@ async fn declare_queue(
                 durable: true,
                 ..Default::default()
             },
-            args,
+            quorum_queue(),
         )
         .await?;
     channel

@@ -49,11 +49,6 @@ impl Observer {
         let queue = format!("{exchange}.observer");
         // A quorum queue, like the engine's: a classic queue going down as the broker
         // stops drops what is routed to it while the publish is still confirmed.
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-queue-type".into(),
-            lapin::types::AMQPValue::LongString("quorum".into()),
-        );
         channel
             .queue_declare(
                 queue.as_str().into(),
@@ -61,7 +56,7 @@ impl Observer {
                     durable: true,
                     ..Default::default()
                 },
-                args,
+                events::quorum_queue(),
             )
             .await
             .expect("queue");
